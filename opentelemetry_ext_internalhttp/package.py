@@ -1,0 +1,1 @@
+_instruments = ("internalhttp >= 2.0, < 3.0",)
