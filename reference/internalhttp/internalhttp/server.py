@@ -29,6 +29,10 @@ _PARAM_SEGMENT = re.compile(r"^<([A-Za-z_][A-Za-z0-9_]*)>$")
 # Characters a static segment may not hold: they would make the template
 # ambiguous with a parameter or with the query/fragment part of a target.
 _BAD_STATIC_CHARS = re.compile(r"[<>?#\s]")
+# An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
+# non-ASCII letters, which str.isalpha() accepts, cannot register a route no
+# request line could ever reach.
+_METHOD_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 
 
 @dataclass(frozen=True)
@@ -61,7 +65,7 @@ class Headers(Mapping[str, str]):
     ['Accept']
     """
 
-    __slots__ = ("_values", "_names")
+    __slots__ = ("_names", "_values")
 
     def __init__(self, items: Iterable[Tuple[str, str]] | Mapping[str, str] | None = None) -> None:
         self._values: Dict[str, str] = {}
@@ -129,9 +133,6 @@ class RouteMatch:
         return self.status == 200
 
 
-_NOT_FOUND = RouteMatch(status=404)
-
-
 def _split_target(target: str) -> str:
     """Return the path of a request target, without its query."""
     path, _, _ = target.partition("?")
@@ -185,10 +186,12 @@ class InternalHTTPServer:
         self.route(path, method)(handler)
 
     @staticmethod
-    def _parse_route(path: object, method: object) -> Tuple[str, str, Tuple[str, ...], Optional[re.Pattern[str]]]:
+    def _parse_route(
+        path: object, method: object
+    ) -> Tuple[str, str, Tuple[str, ...], Optional[re.Pattern[str]]]:
         if not isinstance(path, str) or not path.startswith("/"):
             raise ValueError(f"route {path!r}: the path must be a string starting with '/'")
-        if not isinstance(method, str) or not method or not method.isalpha():
+        if not isinstance(method, str) or not _METHOD_TOKEN.match(method):
             raise ValueError(f"route {path!r}: invalid method {method!r}")
         verb = method.upper()
         if path == "/":
@@ -217,9 +220,9 @@ class InternalHTTPServer:
     def _routes_for(self, template: str, pattern: Optional[re.Pattern[str]]) -> Dict[str, Route]:
         if pattern is None:
             return self._static.setdefault(template, {})
-        for _, known_template, routes in self._dynamic:
+        for _, known_template, known_routes in self._dynamic:
             if known_template == template:
-                return routes
+                return known_routes
         routes: Dict[str, Route] = {}
         self._dynamic.append((pattern, template, routes))
         return routes
@@ -239,23 +242,37 @@ class InternalHTTPServer:
         ``path`` is a request target; its query is ignored. The result tells
         the route template (for telemetry: ``http.route``), the handler, the
         path parameters, and whether the request is a 404 or a 405.
+
+        ``method`` is compared case-sensitively, as HTTP methods are. Every
+        template whose shape fits the path is considered (the static one
+        first, then parametrised ones in registration order) so that, say, a
+        ``GET /users/me`` route does not hide ``DELETE /users/<user_id>``. A
+        405 reports the first template that fitted and the union of the
+        methods all fitting templates allow.
         """
-        request_path = _split_target(path)
-        routes = self._static.get(request_path)
-        params: Dict[str, str] = {}
-        template = request_path
-        if routes is None:
-            for pattern, known_template, candidate in self._dynamic:
-                found = pattern.match(request_path)
-                if found:
-                    routes, template, params = candidate, known_template, found.groupdict()
-                    break
-            else:
-                return _NOT_FOUND
-        route = routes.get(method)
-        if route is None:
-            return RouteMatch(status=405, route=template, params=params, allowed_methods=tuple(routes))
-        return RouteMatch(status=200, route=template, handler=route.handler, params=params)
+        first_fit: Optional[Tuple[str, Dict[str, str]]] = None
+        allowed: Dict[str, None] = {}  # an ordered set
+        for template, params, routes in self._candidates(_split_target(path)):
+            route = routes.get(method)
+            if route is not None:
+                return RouteMatch(status=200, route=template, handler=route.handler, params=params)
+            if first_fit is None:
+                first_fit = (template, params)
+            allowed.update(dict.fromkeys(routes))
+        if first_fit is None:
+            return RouteMatch(status=404)
+        template, params = first_fit
+        return RouteMatch(status=405, route=template, params=params, allowed_methods=tuple(allowed))
+
+    def _candidates(self, request_path: str) -> Iterator[Tuple[str, Dict[str, str], Dict[str, Route]]]:
+        """Yield ``(template, params, routes by method)`` for each template fitting the path."""
+        static = self._static.get(request_path)
+        if static is not None:
+            yield request_path, {}, static
+        for pattern, template, routes in self._dynamic:
+            found = pattern.match(request_path)
+            if found:
+                yield template, found.groupdict(), routes
 
     def handle_request(
         self,
@@ -271,6 +288,10 @@ class InternalHTTPServer:
         ``connection`` describes the socket the request came on, when there
         is one; the framework itself does not use it, it is there for the
         layers around dispatch (logging, telemetry).
+
+        Handlers always receive a :class:`Headers`, whatever mapping (or
+        ``None``) the caller passed, so their header look-ups are
+        case-insensitive however the application is served.
         """
         found = self.match(method, path)
         if found.handler is None:
@@ -281,4 +302,6 @@ class InternalHTTPServer:
                     "headers": {"Allow": ", ".join(found.allowed_methods)},
                 }
             return {"status": 404, "body": "Not Found", "headers": {}}
-        return found.handler(headers=headers if headers is not None else Headers(), body=body, **found.params)
+        if not isinstance(headers, Headers):
+            headers = Headers(headers)
+        return found.handler(headers=headers, body=body, **found.params)
