@@ -1,0 +1,312 @@
+"""OpenTelemetry instrumentation for the ``internalhttp`` framework.
+
+Every request an ``internalhttp`` server dispatches becomes one SERVER span,
+named after its route template (``GET /users/<user_id>``), with the HTTP
+semantic-convention attributes, W3C trace context taken from the request
+headers, and the HTTP server metrics ``http.server.request.duration`` (or the
+older ``http.server.duration``) and ``http.server.active_requests``.
+
+Usage
+-----
+Instrument every server created from now on. Call it before the application
+imports ``InternalHTTPServer`` (see Limitations):
+
+.. code-block:: python
+
+    from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
+
+    InternalHTTPInstrumentor().instrument()
+
+    from internalhttp.server import InternalHTTPServer
+
+    server = InternalHTTPServer("shop")
+
+    @server.route("/users/<user_id>")
+    def get_user(headers, body, user_id):
+        return {"status": 200, "body": {"id": user_id}}
+
+Or with no code change at all, through the ``opentelemetry_instrumentor``
+entry point::
+
+    opentelemetry-instrument --traces_exporter console python app.py
+
+Instrument one server that already exists (created before ``instrument()``,
+from a class reference taken before it, or of your own subclass):
+
+.. code-block:: python
+
+    InternalHTTPInstrumentor.instrument_app(server)
+    ...
+    InternalHTTPInstrumentor.uninstrument_app(server)
+
+``InternalHTTPInstrumentor().uninstrument()`` restores the original class;
+servers created while instrumented stop recording too. Servers instrumented
+with ``instrument_app`` keep their own configuration until
+``uninstrument_app``. Instrumenting what is already instrumented, or the
+reverse, logs a warning and changes nothing.
+
+Configuration
+-------------
+``instrument()`` and ``instrument_app()`` take the same keyword arguments:
+
+=====================  ==========================================  ========================
+Argument               Meaning                                     Default
+=====================  ==========================================  ========================
+``tracer_provider``    where spans go                              the global provider
+``meter_provider``     where metrics go                            the global provider
+``excluded_urls``      comma-separated regexes searched in the     the environment (below)
+                       request *path* (never the query)
+``request_hook``       ``hook(span, request)`` after the span      none
+                       starts
+``response_hook``      ``hook(span, request, response)`` before    none
+                       the span ends, when the handler returned
+=====================  ==========================================  ========================
+
+``request`` is a read-only ``RequestView`` with ``method``, ``path`` (the
+request target), ``headers`` (lower-case names), ``body`` and ``server``. A hook
+that raises is logged and ignored.
+
+Environment variables, read when ``instrument()`` / ``instrument_app()`` runs:
+
+============================================================  ==========================
+Variable                                                      Effect
+============================================================  ==========================
+``OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS``                    excluded paths (falls back
+                                                              to ``OTEL_PYTHON_EXCLUDED_URLS``)
+``OTEL_SEMCONV_STABILITY_OPT_IN``                             unset: old conventions;
+                                                              ``http``: stable; ``http/dup``: both
+``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``  request headers to record
+``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`` response headers to record
+``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` headers recorded as
+                                                              ``[REDACTED]``
+``OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS``      keep non-standard methods
+                                                              instead of ``_OTHER``
+``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=internalhttp``        ``opentelemetry-instrument``
+                                                              skips this package
+============================================================  ==========================
+
+Captured headers are comma-separated, case-insensitive regexes matched
+against the whole header name. Values are recorded as lists of strings, with
+the attribute name ``http.request.header.<name>`` in lower case: the stable
+conventions keep dashes (``http.request.header.x-request-id``), the old ones
+turn them into underscores (``http.request.header.x_request_id``).
+
+What is recorded
+----------------
+- Span name ``{method} {route}``; ``{method}`` when no route matched (404);
+  ``HTTP {route}`` / ``HTTP`` for a method outside the standard set, which is
+  recorded as ``_OTHER`` with the method as sent in
+  ``http.request.method_original``.
+- Kind SERVER, its parent taken from the request headers by the global
+  propagator. When a span is already current (the server runs inside another
+  instrumented layer) the span is INTERNAL and a child of that one.
+- Status ERROR for 5xx responses and for exceptions (recorded as an
+  exception event, ``error.type`` the exception's class name; the exception
+  propagates unchanged); 4xx leaves it UNSET. The status code comes from the
+  response dict's ``status`` (200 when absent). A non-dict response records
+  no status code and leaves the span status UNSET; a ``status`` that is not
+  an integer records ``error.type`` with that value and status ERROR.
+- The values of ``AWSAccessKeyId``, ``Signature``, ``sig`` and
+  ``X-Goog-Signature`` in the query become ``REDACTED``.
+- Metrics carry only bounded attributes: method, scheme, route, status code,
+  ``error.type``, protocol version (and, in the old conventions, the host),
+  never the path or the query. An excluded or suppressed request
+  (``suppress_instrumentation()``, ``suppress_http_instrumentation()``)
+  records nothing at all.
+
+Limitations
+-----------
+``instrument()`` replaces the class *binding*
+``internalhttp.server.InternalHTTPServer`` (and ``internalhttp.InternalHTTPServer``).
+A name imported before it still refers to the original class, so servers
+made from it are not traced:
+
+.. code-block:: python
+
+    from internalhttp.server import InternalHTTPServer   # taken too early
+    InternalHTTPInstrumentor().instrument()
+    server = InternalHTTPServer("shop")                    # not traced
+
+Either call ``instrument()`` (or run under ``opentelemetry-instrument``)
+before the framework is imported, or instrument such servers with
+``InternalHTTPInstrumentor.instrument_app(server)``. The same holds for your
+own subclasses: one defined before ``instrument()`` derives from the original
+class.
+
+API
+---
+"""
+
+from __future__ import annotations
+
+import importlib
+import logging
+from collections.abc import Collection
+from typing import Any, ClassVar, Optional
+
+import internalhttp
+import internalhttp.server
+from opentelemetry.instrumentation._semconv import (
+    _get_semconv_opt_in_modes,
+    _OpenTelemetryStabilitySignalType,
+)
+from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+
+from opentelemetry_ext_internalhttp._telemetry import (
+    RequestHook,
+    RequestView,
+    ResponseHook,
+    _RequestTelemetry,
+)
+from opentelemetry_ext_internalhttp.package import _instruments
+from opentelemetry_ext_internalhttp.version import __version__
+
+__all__ = ["InternalHTTPInstrumentor", "RequestView", "__version__"]
+
+_logger = logging.getLogger(__name__)
+
+_OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
+
+# Every module attribute through which applications reach the class. One
+# table drives both instrument and uninstrument so they cannot drift apart.
+_CLASS_BINDINGS = (
+    ("internalhttp.server", "InternalHTTPServer"),
+    ("internalhttp", "InternalHTTPServer"),
+)
+
+# The key under which a server's own telemetry lives in its __dict__:
+# a _RequestTelemetry from instrument_app, or None after uninstrument_app.
+_INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
+
+
+def _build_telemetry(
+    tracer_provider: Any = None,
+    meter_provider: Any = None,
+    excluded_urls: Optional[str] = None,
+    request_hook: Optional[RequestHook] = None,
+    response_hook: Optional[ResponseHook] = None,
+) -> _RequestTelemetry:
+    """The one place where tracer, meters and configuration are built."""
+    mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
+        _OpenTelemetryStabilitySignalType.HTTP
+    ]
+    return _RequestTelemetry(
+        sem_conv_opt_in_mode=mode,
+        tracer_provider=tracer_provider,
+        meter_provider=meter_provider,
+        excluded_urls=excluded_urls,
+        request_hook=request_hook,
+        response_hook=response_hook,
+    )
+
+
+def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
+    """What ``server`` records with now, or None when it is not instrumented."""
+    own = vars(server)
+    if _INSTANCE_TELEMETRY in own:
+        return own[_INSTANCE_TELEMETRY]
+    if isinstance(server, _InstrumentedInternalHTTPServer):
+        return _InstrumentedInternalHTTPServer._class_telemetry
+    return None
+
+
+class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ignore[misc,valid-type]
+    """The class ``instrument()`` puts in place of ``InternalHTTPServer``."""
+
+    # Shared by every instance: set by instrument(), None after uninstrument(),
+    # so instances made while instrumented go quiet without being tracked.
+    _class_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
+
+    @property
+    def _is_instrumented_by_opentelemetry(self) -> bool:
+        return _telemetry_of(self) is not None
+
+    def handle_request(self, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any) -> Any:
+        telemetry = _telemetry_of(self)
+        if telemetry is None:
+            return super().handle_request(method, path, headers, body, **kwargs)
+        return telemetry.handle(self, super().handle_request, method, path, headers, body, kwargs)
+
+
+def _instance_handle_request(
+    server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
+) -> Any:
+    """``handle_request`` of a server of the original class, after ``instrument_app``."""
+    # The class's own method, so a user subclass's override still runs.
+    dispatch = type(server).handle_request.__get__(server)
+    telemetry = vars(server).get(_INSTANCE_TELEMETRY)
+    if telemetry is None:
+        return dispatch(method, path, headers, body, **kwargs)
+    return telemetry.handle(server, dispatch, method, path, headers, body, kwargs)
+
+
+class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
+    """An instrumentor for ``internalhttp``.
+
+    See the module documentation for usage and configuration.
+    """
+
+    def instrumentation_dependencies(self) -> Collection[str]:
+        return _instruments
+
+    def _instrument(self, **kwargs: Any) -> None:
+        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
+            tracer_provider=kwargs.get("tracer_provider"),
+            meter_provider=kwargs.get("meter_provider"),
+            excluded_urls=kwargs.get("excluded_urls"),
+            request_hook=kwargs.get("request_hook"),
+            response_hook=kwargs.get("response_hook"),
+        )
+        for module_name, attribute in _CLASS_BINDINGS:
+            module = importlib.import_module(module_name)
+            if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
+                setattr(module, attribute, _InstrumentedInternalHTTPServer)
+
+    def _uninstrument(self, **kwargs: Any) -> None:
+        for module_name, attribute in _CLASS_BINDINGS:
+            module = importlib.import_module(module_name)
+            if getattr(module, attribute, None) is _InstrumentedInternalHTTPServer:
+                setattr(module, attribute, _OriginalInternalHTTPServer)
+        _InstrumentedInternalHTTPServer._class_telemetry = None
+
+    @staticmethod
+    def instrument_app(
+        server: Any,
+        tracer_provider: Any = None,
+        meter_provider: Any = None,
+        excluded_urls: Optional[str] = None,
+        request_hook: Optional[RequestHook] = None,
+        response_hook: Optional[ResponseHook] = None,
+    ) -> None:
+        """Instrument one existing server, whatever class it was made from."""
+        if _telemetry_of(server) is not None:
+            _logger.warning("Attempting to instrument %r while already instrumented", server)
+            return
+        telemetry = _build_telemetry(
+            tracer_provider=tracer_provider,
+            meter_provider=meter_provider,
+            excluded_urls=excluded_urls,
+            request_hook=request_hook,
+            response_hook=response_hook,
+        )
+        setattr(server, _INSTANCE_TELEMETRY, telemetry)
+        if not isinstance(server, _InstrumentedInternalHTTPServer):
+            # Instance attributes shadow the class's, so this reaches every
+            # caller of server.handle_request and leaves the class untouched.
+            server.handle_request = _instance_handle_request.__get__(server)
+            server._is_instrumented_by_opentelemetry = True
+
+    @staticmethod
+    def uninstrument_app(server: Any) -> None:
+        """Stop one server's telemetry, whether instrument_app or instrument() started it."""
+        if _telemetry_of(server) is None:
+            _logger.warning("Attempting to uninstrument %r while already uninstrumented", server)
+            return
+        if isinstance(server, _InstrumentedInternalHTTPServer):
+            # An explicit "off" for this instance, which wins over the class.
+            setattr(server, _INSTANCE_TELEMETRY, None)
+        else:
+            own = vars(server)
+            own.pop("handle_request", None)
+            own.pop(_INSTANCE_TELEMETRY, None)
+            server._is_instrumented_by_opentelemetry = False

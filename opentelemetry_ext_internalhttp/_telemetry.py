@@ -1,0 +1,549 @@
+"""What one request records: a server span and the HTTP server metrics.
+
+``_RequestTelemetry`` holds everything that is decided once, when
+``instrument()`` or ``instrument_app()`` runs (tracer, instruments, the
+semantic-convention mode, excluded URLs, captured headers, hooks), and
+``handle`` wraps one dispatch with it. Every telemetry step is guarded: a
+failure is logged and the request goes on with the handler's own result.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterable, Mapping
+from timeit import default_timer
+from types import MappingProxyType
+from typing import Any, NamedTuple, Optional
+from urllib.parse import unquote_plus
+
+from opentelemetry import context, trace
+from opentelemetry.instrumentation._semconv import (
+    HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
+    _get_schema_url,
+    _report_new,
+    _report_old,
+    _server_active_requests_count_attrs_new,
+    _server_active_requests_count_attrs_old,
+    _server_duration_attrs_new,
+    _server_duration_attrs_old,
+    _set_http_flavor_version,
+    _set_http_host_server,
+    _set_http_method,
+    _set_http_net_host,
+    _set_http_net_host_port,
+    _set_http_scheme,
+    _set_http_target,
+    _set_http_user_agent,
+    _set_status,
+    _StabilityMode,
+)
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.metrics import get_meter
+from opentelemetry.propagate import extract
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_CLIENT_IP
+from opentelemetry.semconv._incubating.attributes.net_attributes import NET_PEER_IP, NET_PEER_PORT
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT
+from opentelemetry.semconv.metrics import MetricInstruments
+from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
+from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.util.http import (
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    PARAMS_TO_REDACT,
+    ExcludeList,
+    SanitizeValue,
+    get_custom_headers,
+    get_excluded_urls,
+    normalise_request_header_name,
+    normalise_response_header_name,
+    parse_excluded_urls,
+    sanitize_method,
+)
+
+from opentelemetry_ext_internalhttp.version import __version__
+
+_logger = logging.getLogger(__name__)
+
+_INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
+_OTHER_METHOD = "_OTHER"
+_REDACTED = "REDACTED"
+# Every name in PARAMS_TO_REDACT contains one of these, so a query holding
+# none of them is left as sent without being split.
+_REDACTION_HINTS = ("AWSAccessKeyId", "ig")
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+# Standard methods map to themselves; the cache of what sanitize_method made
+# of anything else is bounded, because the method is client-controlled.
+_METHOD_CACHE_LIMIT = 64
+
+RequestHook = Callable[[Span, "RequestView"], None]
+ResponseHook = Callable[[Span, "RequestView", Any], None]
+
+
+class RequestView(NamedTuple):
+    """The read-only view of a request that hooks receive.
+
+    ``headers`` is a read-only mapping with lower-case names, whatever shape
+    the caller passed them in.
+    """
+
+    method: Any
+    path: Any
+    headers: Mapping[str, str]
+    body: Any
+    server: Any
+
+
+class _RequestState(NamedTuple):
+    span: Span
+    token: object
+    start: float
+    attributes: dict
+    active_attributes: dict
+    view: Optional[RequestView]
+
+
+def _header_value(value: Any) -> str:
+    if isinstance(value, str):
+        return value
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        return ",".join(_header_value(item) for item in value)
+    return str(value)
+
+
+def _lower_headers(headers: Any) -> dict[str, str]:
+    """Return ``headers`` as a dict of lower-case names to string values.
+
+    Accepts any mapping or an iterable of ``(name, value)`` pairs; repeated
+    names are joined with ``,`` as RFC 9110 allows. Anything that is not a
+    pair of a name and a value is skipped rather than trusted.
+
+    >>> _lower_headers([("Accept", "a"), ("ACCEPT", b"b"), ("X-N", 1)])
+    {'accept': 'a,b', 'x-n': '1'}
+    """
+    if not headers:
+        return {}
+    pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    lowered: dict[str, str] = {}
+    for pair in pairs:
+        try:
+            name, value = pair
+        except (TypeError, ValueError):
+            continue
+        if isinstance(name, bytes):
+            name = name.decode("latin-1")
+        elif not isinstance(name, str):
+            continue
+        key = name.lower()
+        text = _header_value(value)
+        lowered[key] = f"{lowered[key]},{text}" if key in lowered else text
+    return lowered
+
+
+def _redact_query(query: str) -> str:
+    """Replace the values of signature-like query parameters, keep the rest as sent.
+
+    >>> _redact_query("a=1&sig=abc&b=&X-Goog-Signature=xyz")
+    'a=1&sig=REDACTED&b=&X-Goog-Signature=REDACTED'
+    """
+    if not any(hint in query for hint in _REDACTION_HINTS):
+        return query
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        name, equals, _ = part.partition("=")
+        if equals and unquote_plus(name) in PARAMS_TO_REDACT:
+            parts[index] = f"{name}={_REDACTED}"
+    return "&".join(parts)
+
+
+def _split_host(host: str) -> tuple[str, Optional[int]]:
+    """Split a Host header into address and port.
+
+    >>> _split_host("[::1]:8080"), _split_host("example.com"), _split_host("h:x")
+    (('::1', 8080), ('example.com', None), ('h', None))
+    """
+    host = host.strip()
+    if host.startswith("["):
+        address, _, rest = host[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif host.count(":") == 1:
+        address, _, port_text = host.partition(":")
+    else:
+        address, port_text = host, ""
+    port = int(port_text) if port_text.isdigit() and int(port_text) <= 65535 else None
+    return address, port
+
+
+def _forwarded_param(forwarded: str, param: str) -> Optional[str]:
+    """Return ``param`` of the first element of a ``Forwarded`` header (RFC 7239)."""
+    first_element = forwarded.split(",", 1)[0]
+    for pair in first_element.split(";"):
+        name, equals, value = pair.strip().partition("=")
+        if equals and name.lower() == param:
+            return value.strip().strip('"') or None
+    return None
+
+
+def _first_forwarded_for(headers: Mapping[str, str]) -> Optional[str]:
+    forwarded = headers.get("forwarded")
+    if forwarded:
+        client = _forwarded_param(forwarded, "for")
+        if client:
+            return _split_host(client)[0] if client.startswith("[") else client
+    x_forwarded_for = headers.get("x-forwarded-for")
+    if x_forwarded_for:
+        return x_forwarded_for.split(",", 1)[0].strip() or None
+    return None
+
+
+class _RequestTelemetry:
+    """Tracer, instruments and configuration for one ``instrument*()`` call."""
+
+    def __init__(
+        self,
+        *,
+        sem_conv_opt_in_mode: _StabilityMode,
+        tracer_provider: Optional[trace.TracerProvider] = None,
+        meter_provider: Any = None,
+        excluded_urls: Optional[str] = None,
+        request_hook: Optional[RequestHook] = None,
+        response_hook: Optional[ResponseHook] = None,
+    ) -> None:
+        self._mode = sem_conv_opt_in_mode
+        self._report_old = _report_old(sem_conv_opt_in_mode)
+        self._report_new = _report_new(sem_conv_opt_in_mode)
+        schema_url = _get_schema_url(sem_conv_opt_in_mode)
+        self._tracer = trace.get_tracer(
+            _INSTRUMENTATION_NAME, __version__, tracer_provider, schema_url=schema_url
+        )
+        meter = get_meter(_INSTRUMENTATION_NAME, __version__, meter_provider, schema_url=schema_url)
+        self._duration_ms = None
+        self._duration_s = None
+        if self._report_old:
+            self._duration_ms = meter.create_histogram(
+                name=MetricInstruments.HTTP_SERVER_DURATION,
+                unit="ms",
+                description="Duration of HTTP server requests.",
+            )
+        if self._report_new:
+            self._duration_s = meter.create_histogram(
+                name=HTTP_SERVER_REQUEST_DURATION,
+                unit="s",
+                description="Duration of HTTP server requests.",
+                explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
+            )
+        self._active_requests = meter.create_up_down_counter(
+            name=MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS,
+            unit="{request}",
+            description="Number of active HTTP server requests.",
+        )
+        # Metric attributes are the bounded subset of the span's: never the
+        # path, the query or anything else a client can vary at will.
+        self._duration_ms_keys = (*_server_duration_attrs_old, HTTP_ROUTE)
+        self._duration_s_keys = tuple(_server_duration_attrs_new)
+        active_keys: list[str] = []
+        if self._report_old:
+            active_keys += _server_active_requests_count_attrs_old
+        if self._report_new:
+            active_keys += _server_active_requests_count_attrs_new
+        self._active_keys = tuple(active_keys)
+
+        self._excluded: Optional[ExcludeList] = (
+            get_excluded_urls("INTERNALHTTP") if excluded_urls is None else parse_excluded_urls(excluded_urls)
+        )
+        if not self._excluded._excluded_urls:
+            self._excluded = None
+        self._captured_request_headers = get_custom_headers(
+            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST
+        )
+        self._captured_response_headers = get_custom_headers(
+            OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE
+        )
+        self._sanitizer = SanitizeValue(get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS))
+        self._request_hook = request_hook
+        self._response_hook = response_hook
+        self._methods: dict[str, str] = {}
+        self._span_names: dict[tuple[str, Optional[str]], str] = {}
+
+    # -- the request ------------------------------------------------------
+
+    def handle(
+        self,
+        server: Any,
+        dispatch: Callable[..., Any],
+        method: Any,
+        path: Any,
+        headers: Any,
+        body: Any,
+        extra: dict[str, Any],
+    ) -> Any:
+        """Run ``dispatch`` inside a span; return its result or re-raise its exception unchanged."""
+        try:
+            state = self._start(server, method, path, headers, body, extra.get("connection"))
+        except Exception:
+            _logger.exception("internalhttp instrumentation failed to start telemetry for a request")
+            state = None
+        if state is None:
+            return dispatch(method, path, headers, body, **extra)
+        response = None
+        error: Optional[BaseException] = None
+        try:
+            response = dispatch(method, path, headers, body, **extra)
+            return response
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            self._finish(state, response, error)
+
+    def _start(
+        self, server: Any, method: Any, target: Any, headers: Any, body: Any, connection: Any
+    ) -> Optional[_RequestState]:
+        if not is_http_instrumentation_enabled():
+            return None
+        target_text = target if isinstance(target, str) else _header_value(target)
+        url_path, _, query = target_text.partition("?")
+        if self._excluded is not None and self._excluded.url_disabled(url_path):
+            return None
+
+        lowered = _lower_headers(headers)
+        route = self._route(server, method, target)
+        normalized_method = self._normalize_method(method)
+        attributes = self._request_attributes(method, normalized_method, url_path, query, lowered, connection)
+        if route is not None:
+            attributes[HTTP_ROUTE] = route
+        if self._captured_request_headers:
+            attributes.update(self._captured_headers(lowered, self._captured_request_headers, request=True))
+
+        if trace.get_current_span() is INVALID_SPAN:
+            parent = extract(lowered)
+            kind = SpanKind.SERVER
+        else:
+            # Behind another instrumented layer that already made the server
+            # span: nest under it instead of claiming a second one.
+            parent = None
+            kind = SpanKind.INTERNAL
+        span = self._tracer.start_span(
+            self._span_name(normalized_method, route), context=parent, kind=kind, attributes=attributes
+        )
+        token = context.attach(trace.set_span_in_context(span, parent))
+        active_attributes = {key: attributes[key] for key in self._active_keys if key in attributes}
+        view = None
+        if self._request_hook is not None or self._response_hook is not None:
+            view = RequestView(method, target, MappingProxyType(lowered), body, server)
+        state = _RequestState(span, token, default_timer(), attributes, active_attributes, view)
+        try:
+            self._active_requests.add(1, active_attributes)
+        except Exception:
+            _logger.exception("internalhttp instrumentation failed to count an active request")
+        if self._request_hook is not None:
+            try:
+                self._request_hook(span, view)
+            except Exception:
+                _logger.exception("internalhttp request_hook raised; the request goes on")
+        return state
+
+    def _finish(self, state: _RequestState, response: Any, error: Optional[BaseException]) -> None:
+        span = state.span
+        metric_attributes = state.attributes
+        try:
+            try:
+                if error is not None:
+                    self._record_exception(span, metric_attributes, error)
+                else:
+                    self._record_response(span, metric_attributes, response)
+            except Exception:
+                _logger.exception("internalhttp instrumentation failed to record a response")
+            if error is None and self._response_hook is not None:
+                try:
+                    self._response_hook(span, state.view, response)
+                except Exception:
+                    _logger.exception("internalhttp response_hook raised; the response is unchanged")
+            try:
+                self._record_duration(state, metric_attributes)
+            except Exception:
+                _logger.exception("internalhttp instrumentation failed to record a request duration")
+        finally:
+            try:
+                self._active_requests.add(-1, state.active_attributes)
+            except Exception:
+                _logger.exception("internalhttp instrumentation failed to count an active request")
+            try:
+                span.end()
+            finally:
+                context.detach(state.token)
+
+    # -- pieces -----------------------------------------------------------
+
+    def _route(self, server: Any, method: Any, target: Any) -> Optional[str]:
+        try:
+            found = server.match(method, target)
+        except Exception:
+            # An odd target the router cannot read is reported without a
+            # route; the framework's own answer to it is not our concern.
+            _logger.debug("internalhttp could not match %r %r to a route", method, target, exc_info=True)
+            return None
+        return found.route if found.status != 404 else None
+
+    def _normalize_method(self, method: Any) -> str:
+        if not isinstance(method, str):
+            return _OTHER_METHOD
+        normalized = self._methods.get(method)
+        if normalized is None:
+            normalized = sanitize_method(method.strip())
+            if len(self._methods) < _METHOD_CACHE_LIMIT:
+                self._methods[method] = normalized
+        return normalized
+
+    def _span_name(self, normalized_method: str, route: Optional[str]) -> str:
+        key = (normalized_method, route)
+        name = self._span_names.get(key)
+        if name is None:
+            # Span names stay low-cardinality: the route template, never the
+            # raw path, and "HTTP" for a method outside the known set.
+            prefix = "HTTP" if normalized_method == _OTHER_METHOD else normalized_method
+            name = f"{prefix} {route}" if route else prefix
+            self._span_names[key] = name
+        return name
+
+    def _request_attributes(
+        self,
+        method: Any,
+        normalized_method: str,
+        url_path: str,
+        query: str,
+        headers: Mapping[str, str],
+        connection: Any,
+    ) -> dict[str, Any]:
+        mode = self._mode
+        attributes: dict[str, Any] = {}
+        _set_http_method(attributes, method if isinstance(method, str) else "", normalized_method, mode)
+
+        forwarded = headers.get("forwarded")
+        scheme = (forwarded and _forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
+        if not scheme:
+            scheme = getattr(connection, "scheme", None) or "http"
+        _set_http_scheme(attributes, scheme, mode)
+
+        host = (
+            (forwarded and _forwarded_param(forwarded, "host"))
+            or headers.get("x-forwarded-host")
+            or headers.get(":authority")
+            or headers.get("host")
+        )
+        if host:
+            address, port = _split_host(host.split(",", 1)[0])
+            _set_http_net_host(attributes, address, mode)
+            _set_http_host_server(attributes, host, mode)
+            if port is None:
+                port = _DEFAULT_PORTS.get(scheme)
+        else:
+            address = getattr(connection, "server_address", None)
+            port = getattr(connection, "server_port", None)
+            if address:
+                _set_http_net_host(attributes, address, mode)
+        if port:
+            _set_http_net_host_port(attributes, port, mode)
+
+        redacted_query = _redact_query(query) if query else query
+        target = f"{url_path}?{redacted_query}" if redacted_query else url_path
+        _set_http_target(attributes, target, url_path, redacted_query, mode)
+
+        self._set_client(attributes, headers, connection)
+
+        user_agent = headers.get("user-agent")
+        if user_agent:
+            _set_http_user_agent(attributes, user_agent, mode)
+        protocol_version = getattr(connection, "protocol_version", None)
+        if protocol_version:
+            _set_http_flavor_version(attributes, protocol_version, mode)
+        return attributes
+
+    def _set_client(self, attributes: dict[str, Any], headers: Mapping[str, str], connection: Any) -> None:
+        peer_address = getattr(connection, "client_address", None)
+        peer_port = getattr(connection, "client_port", None)
+        forwarded_client = _first_forwarded_for(headers)
+        if self._report_old:
+            if peer_address:
+                attributes[NET_PEER_IP] = peer_address
+            if peer_port:
+                attributes[NET_PEER_PORT] = peer_port
+            if forwarded_client:
+                attributes[HTTP_CLIENT_IP] = forwarded_client
+        if self._report_new:
+            # client.address is the original client behind any proxies;
+            # network.peer.* is the socket the request actually came from.
+            if forwarded_client:
+                attributes[CLIENT_ADDRESS] = forwarded_client
+            elif peer_address:
+                attributes[CLIENT_ADDRESS] = peer_address
+                if peer_port:
+                    attributes[CLIENT_PORT] = peer_port
+            if peer_address:
+                attributes[NETWORK_PEER_ADDRESS] = peer_address
+            if peer_port:
+                attributes[NETWORK_PEER_PORT] = peer_port
+
+    def _captured_headers(self, headers: Mapping[str, str], patterns: list[str], request: bool) -> dict[str, Any]:
+        """Attributes for the headers users asked to capture, sanitised.
+
+        The old conventions spell ``http.request.header.x_request_id``; the
+        stable ones keep the dash, ``http.request.header.x-request-id``. The
+        ``http/dup`` mode records both.
+        """
+        captured: dict[str, Any] = {}
+        if self._report_old:
+            old_name = normalise_request_header_name if request else normalise_response_header_name
+            captured.update(self._sanitizer.sanitize_header_values(headers, patterns, old_name))
+        if self._report_new:
+            prefix = "http.request.header." if request else "http.response.header."
+            captured.update(self._sanitizer.sanitize_header_values(headers, patterns, prefix.__add__))
+        return captured
+
+    def _record_response(self, span: Span, metric_attributes: dict[str, Any], response: Any) -> None:
+        if not isinstance(response, Mapping):
+            # Not a response dict: the status the client will see is decided
+            # by the serving layer, so none is claimed here.
+            return
+        status = response.get("status", 200)
+        if isinstance(status, int) and not isinstance(status, bool):
+            code = status
+        elif isinstance(status, str) and status.strip().isdigit():
+            code = int(status)
+        else:
+            code = -1
+        _set_status(span, metric_attributes, code, str(status), server_span=True, sem_conv_opt_in_mode=self._mode)
+        if self._captured_response_headers and span.is_recording():
+            captured = self._captured_headers(
+                _lower_headers(response.get("headers")), self._captured_response_headers, request=False
+            )
+            if captured:
+                span.set_attributes(captured)
+
+    def _record_exception(self, span: Span, metric_attributes: dict[str, Any], error: BaseException) -> None:
+        error_type = type(error).__qualname__
+        if self._report_new:
+            metric_attributes[ERROR_TYPE] = error_type
+        if span.is_recording():
+            if self._report_new:
+                span.set_attribute(ERROR_TYPE, error_type)
+            span.record_exception(error)
+            span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
+
+    def _record_duration(self, state: _RequestState, metric_attributes: dict[str, Any]) -> None:
+        duration_s = max(default_timer() - state.start, 0.0)
+        if self._duration_s is not None:
+            self._duration_s.record(
+                duration_s, {key: metric_attributes[key] for key in self._duration_s_keys if key in metric_attributes}
+            )
+        if self._duration_ms is not None:
+            self._duration_ms.record(
+                duration_s * 1000.0,
+                {key: metric_attributes[key] for key in self._duration_ms_keys if key in metric_attributes},
+            )
+
