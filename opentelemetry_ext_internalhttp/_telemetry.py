@@ -10,6 +10,7 @@ failure is logged and the request goes on with the handler's own result.
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable, Iterable, Mapping
 from timeit import default_timer
 from types import MappingProxyType
@@ -53,6 +54,7 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
     PARAMS_TO_REDACT,
     ExcludeList,
     SanitizeValue,
@@ -395,7 +397,15 @@ class _RequestTelemetry:
             return _OTHER_METHOD
         normalized = self._methods.get(method)
         if normalized is None:
-            normalized = sanitize_method(method.strip())
+            normalized = sanitize_method(method)
+            if normalized not in (method, _OTHER_METHOD):
+                # sanitize_method upper-cases first, but methods are
+                # case-sensitive (RFC 9110, 9.1), as is the router: "get", or
+                # "po\u017ft" whose upper() is "POST", is not a GET/POST. The
+                # conventions want _OTHER unless it is exactly a known method
+                # (or, when all methods are captured, the method as sent).
+                capture_all = os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)
+                normalized = method if capture_all else _OTHER_METHOD
             if len(self._methods) < _METHOD_CACHE_LIMIT:
                 self._methods[method] = normalized
         return normalized
