@@ -196,7 +196,9 @@ def _first_forwarded_for(headers: Mapping[str, str]) -> Optional[str]:
     if forwarded:
         client = _forwarded_param(forwarded, "for")
         if client:
-            return _split_host(client)[0] if client.startswith("[") else client
+            # A node may carry a port, IPv4 too ("192.0.2.60:4711", RFC 7239,
+            # 6); client.address is the address alone.
+            return _split_host(client)[0] or None
     x_forwarded_for = headers.get("x-forwarded-for")
     if x_forwarded_for:
         return x_forwarded_for.split(",", 1)[0].strip() or None
