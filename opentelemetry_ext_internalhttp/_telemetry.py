@@ -525,7 +525,8 @@ class _RequestTelemetry:
         status = response.get("status", 200)
         if isinstance(status, int) and not isinstance(status, bool):
             code = status
-        elif isinstance(status, str) and status.strip().isdigit():
+        elif isinstance(status, str) and status.strip().isdecimal():
+            # isdecimal, not isdigit: "\u00b2".isdigit() is true yet int() rejects it.
             code = int(status)
         else:
             code = -1
