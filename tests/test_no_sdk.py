@@ -1,0 +1,128 @@
+"""Issue #3, lifecycle: with only the OpenTelemetry API (no-op tracer and
+meter providers, passed explicitly) the instrumentation stays out of the way:
+requests are answered as before, exceptions propagate, nothing is logged as
+an error.
+
+Every test runs once with a server traced through ``instrument()`` and once
+with one traced through ``instrument_app()``.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import internalhttp.server
+import pytest
+from lifecycle_testing import USER_RESPONSE, get_user, users_server
+from opentelemetry.metrics import NoOpMeterProvider
+from opentelemetry.trace import NoOpTracerProvider
+
+from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
+
+TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+
+
+class HandlerFailure(Exception):
+    pass
+
+
+@pytest.fixture
+def hook_calls() -> list[str]:
+    return []
+
+
+@pytest.fixture
+def plain_server() -> Any:
+    """An uninstrumented server with the same route, made before anything is instrumented."""
+    return users_server(internalhttp.server.InternalHTTPServer)
+
+
+@pytest.fixture(params=["instrument", "instrument_app"])
+def server(
+    request: pytest.FixtureRequest,
+    instrumentor: InternalHTTPInstrumentor,
+    hook_calls: list[str],
+    plain_server: Any,
+) -> Any:
+    """A server with the users route, instrumented with no-op providers and probe hooks."""
+    config: dict[str, Any] = {
+        "tracer_provider": NoOpTracerProvider(),
+        "meter_provider": NoOpMeterProvider(),
+        "request_hook": lambda span, view: hook_calls.append("request_hook"),
+        "response_hook": lambda span, view, response: hook_calls.append("response_hook"),
+    }
+    if request.param == "instrument":
+        instrumentor.instrument(**config)
+        server = users_server(internalhttp.server.InternalHTTPServer)
+    else:
+        server = users_server(internalhttp.server.InternalHTTPServer)
+        InternalHTTPInstrumentor.instrument_app(server, **config)
+    return server
+
+
+def test_the_instrumentation_runs_with_no_op_providers(server: Any, hook_calls: list[str]) -> None:
+    # The probe that keeps the other tests honest: telemetry code is on the
+    # request path even though nothing is recorded.
+    get_user(server)
+
+    assert hook_calls == ["request_hook", "response_hook"]
+
+
+def test_a_request_is_answered_with_no_op_providers(server: Any) -> None:
+    assert get_user(server) == USER_RESPONSE
+
+
+def test_the_handler_response_object_is_returned_unchanged(server: Any) -> None:
+    sent = {"status": 201, "body": b"created", "headers": {"X-Id": "7"}}
+    server.add_route("/things", lambda headers, body: sent, method="POST")
+
+    assert server.handle_request("POST", "/things", {}, b"") is sent
+    assert sent == {"status": 201, "body": b"created", "headers": {"X-Id": "7"}}
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status"),
+    [("GET", "/nowhere", 404), ("DELETE", "/users/42", 405)],
+)
+def test_framework_error_responses_are_unchanged(
+    server: Any, plain_server: Any, method: str, path: str, status: int
+) -> None:
+    expected = plain_server.handle_request(method, path, {}, b"")
+    assert expected["status"] == status
+
+    assert server.handle_request(method, path, {}, b"") == expected
+
+
+def test_a_handler_exception_propagates_unchanged(server: Any) -> None:
+    raised = HandlerFailure("boom")
+
+    def fail(headers: Any, body: Any) -> Any:
+        raise raised
+
+    server.add_route("/fail", fail)
+
+    with pytest.raises(HandlerFailure) as caught:
+        server.handle_request("GET", "/fail", {}, b"")
+    assert caught.value is raised
+
+
+def test_nothing_is_logged_as_an_error_with_no_op_providers(
+    server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    server.add_route("/fail", lambda headers, body: 1 / 0)
+    server.add_route("/odd", lambda headers, body: {"status": "teapot"})
+
+    with caplog.at_level(logging.DEBUG):
+        get_user(server)
+        server.handle_request("GET", "/nowhere", {"traceparent": TRACEPARENT}, b"")
+        server.handle_request("GET", "/odd", {}, b"")
+        with pytest.raises(ZeroDivisionError):
+            server.handle_request("GET", "/fail", {}, b"")
+
+    errors = [
+        f"{record.name}: {record.getMessage()}"
+        for record in caplog.records
+        if record.levelno >= logging.ERROR
+    ]
+    assert errors == []
