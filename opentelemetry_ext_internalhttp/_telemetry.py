@@ -379,6 +379,11 @@ class _RequestTelemetry:
                 _logger.exception("internalhttp instrumentation failed to count an active request")
             try:
                 span.end()
+            except Exception:
+                # end() runs every span processor's on_end, and the SDK lets
+                # their exceptions through: one must not replace the
+                # handler's response or exception.
+                _logger.exception("internalhttp instrumentation failed to end a span")
             finally:
                 context.detach(state.token)
 
