@@ -113,6 +113,7 @@ def test_a_server_made_while_instrumented_records_no_span_after_uninstrument(
     assert span_exporter.get_finished_spans() == ()
 
 
+@pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
 def test_a_server_made_while_instrumented_records_no_metric_after_uninstrument(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any], metric_reader: InMemoryMetricReader
 ) -> None:

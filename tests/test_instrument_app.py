@@ -240,6 +240,7 @@ def test_uninstrument_app_stops_spans(
 
 
 @SERVER_KINDS
+@pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
 def test_uninstrument_app_stops_metrics(
     instrumentor: InternalHTTPInstrumentor,
     providers: dict[str, Any],
