@@ -1,0 +1,279 @@
+"""pyperf benchmarks: the cost of one dispatched request, per configuration.
+
+Run through ``run_benchmarks.py``, which calls this script in interleaved
+rounds and prints the table. Every pyperf worker process runs one scenario,
+so each scenario builds its world (providers, instrumentation, environment)
+lazily in its own process and none leaks into another.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from itertools import repeat
+from timeit import default_timer
+
+import pyperf
+
+TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
+REQUEST_HEADERS = {
+    "Host": "127.0.0.1:8080",
+    "User-Agent": "bench/1.0",
+    "Accept": "*/*",
+    "traceparent": TRACEPARENT,
+}
+ROUTE = "/hello"
+SERVER_ATTRIBUTES = {
+    "http.request.method": "GET",
+    "url.scheme": "http",
+    "url.path": ROUTE,
+    "http.route": ROUTE,
+    "server.address": "127.0.0.1",
+    "user_agent.original": "bench/1.0",
+}
+EXCLUDED_PATH = "/healthz"
+
+
+def _hello(headers, body):
+    return {"status": 200, "body": "hi"}
+
+
+def _server(server_class=None):
+    import internalhttp.server
+
+    server = (server_class or internalhttp.server.InternalHTTPServer)("bench")
+    server.add_route(ROUTE, _hello)
+    server.add_route(EXCLUDED_PATH, _hello)
+    return server
+
+
+def _sdk(sampler=None):
+    """TracerProvider + BatchSpanProcessor into a dropping exporter, MeterProvider + in-memory reader."""
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class _DroppingExporter(SpanExporter):
+        def export(self, spans):
+            return SpanExportResult.SUCCESS
+
+    tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
+    tracer_provider.add_span_processor(BatchSpanProcessor(_DroppingExporter()))
+    meter_provider = MeterProvider(metric_readers=[InMemoryMetricReader()])
+    return tracer_provider, meter_provider
+
+
+def _semconv(mode: str) -> None:
+    from opentelemetry.instrumentation._semconv import _OpenTelemetrySemanticConventionStability
+
+    if mode:
+        os.environ["OTEL_SEMCONV_STABILITY_OPT_IN"] = mode
+    else:
+        os.environ.pop("OTEL_SEMCONV_STABILITY_OPT_IN", None)
+    _OpenTelemetrySemanticConventionStability._initialized = False
+
+
+def _dispatch(server, path=ROUTE) -> Callable[[], object]:
+    handle_request = server.handle_request
+    return lambda: handle_request("GET", path, REQUEST_HEADERS, b"")
+
+
+def _instrumented(mode: str = "", sdk: bool = True, sampler=None, **kwargs) -> object:
+    from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
+
+    _semconv(mode)
+    if sdk:
+        tracer_provider, meter_provider = _sdk(sampler)
+        kwargs.update(tracer_provider=tracer_provider, meter_provider=meter_provider)
+    InternalHTTPInstrumentor().instrument(**kwargs)
+    return _server()
+
+
+# -- scenarios: each returns the zero-argument call that is one request ----
+
+
+def bare():
+    return _dispatch(_server())
+
+
+def instrumented_default():
+    return _dispatch(_instrumented(""))
+
+
+def instrumented_stable():
+    return _dispatch(_instrumented("http"))
+
+
+def instrumented_dup():
+    return _dispatch(_instrumented("http/dup"))
+
+
+def instrumented_api_only():
+    return _dispatch(_instrumented("", sdk=False))
+
+
+def instrumented_always_off():
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    return _dispatch(_instrumented("", sampler=ALWAYS_OFF))
+
+
+def instrumented_suppressed():
+    from opentelemetry.instrumentation.utils import suppress_instrumentation
+
+    call = _dispatch(_instrumented(""))
+    # Entered once and never left: the whole run is inside the suppression.
+    # The context manager is kept alive, since collecting it would exit it.
+    suppression = suppress_instrumentation()
+    suppression.__enter__()
+    _kept_alive.append(suppression)
+    return call
+
+
+def instrumented_excluded():
+    return _dispatch(_instrumented("", excluded_urls=EXCLUDED_PATH), EXCLUDED_PATH)
+
+
+def after_uninstrument():
+    from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
+
+    server = _instrumented("")  # made while instrumented: the subclass stays
+    InternalHTTPInstrumentor().uninstrument()
+    return _dispatch(server)
+
+
+def _reference(tracer, meter):
+    """The unavoidable OpenTelemetry work for one server request, written out."""
+    from opentelemetry.propagate import extract
+    from opentelemetry.trace import SpanKind
+
+    server = _server()
+    histogram = meter.create_histogram("http.server.request.duration", unit="s")
+    active_requests = meter.create_up_down_counter("http.server.active_requests", unit="{request}")
+
+    def one_request():
+        context = extract(REQUEST_HEADERS)
+        active_attributes = {"http.request.method": "GET", "url.scheme": "http"}
+        active_requests.add(1, active_attributes)
+        start = default_timer()
+        with tracer.start_as_current_span(
+            "GET /hello", context=context, kind=SpanKind.SERVER, attributes=SERVER_ATTRIBUTES
+        ) as span:
+            response = server.handle_request("GET", ROUTE, REQUEST_HEADERS, b"")
+            span.set_attribute("http.response.status_code", response["status"])
+        histogram.record(
+            default_timer() - start,
+            {
+                "http.request.method": "GET",
+                "url.scheme": "http",
+                "http.route": ROUTE,
+                "http.response.status_code": 200,
+            },
+        )
+        active_requests.add(-1, active_attributes)
+        return response
+
+    return one_request
+
+
+def reference_sdk():
+    tracer_provider, meter_provider = _sdk()
+    return _reference(tracer_provider.get_tracer("bench"), meter_provider.get_meter("bench"))
+
+
+def reference_api_only():
+    from opentelemetry import metrics, trace
+
+    return _reference(trace.get_tracer("bench"), metrics.get_meter("bench"))
+
+
+def _trivial_wsgi_app(environ, start_response):
+    start_response("200 OK", [("Content-Type", "text/plain; charset=utf-8"), ("Content-Length", "2")])
+    return [b"hi"]
+
+
+_WSGI_ENVIRON = {
+    "REQUEST_METHOD": "GET",
+    "PATH_INFO": ROUTE,
+    "QUERY_STRING": "",
+    "SERVER_NAME": "127.0.0.1",
+    "SERVER_PORT": "8080",
+    "SERVER_PROTOCOL": "HTTP/1.1",
+    "REMOTE_ADDR": "127.0.0.1",
+    "HTTP_HOST": "127.0.0.1:8080",
+    "HTTP_USER_AGENT": "bench/1.0",
+    "HTTP_ACCEPT": "*/*",
+    "HTTP_TRACEPARENT": TRACEPARENT,
+    "wsgi.url_scheme": "http",
+}
+
+
+def _call_wsgi(app):
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    def one_request():
+        return b"".join(app(dict(_WSGI_ENVIRON), start_response))
+
+    return one_request
+
+
+def wsgi_bare():
+    return _call_wsgi(_trivial_wsgi_app)
+
+
+def wsgi_contrib_middleware():
+    from opentelemetry.instrumentation.wsgi import OpenTelemetryMiddleware
+
+    _semconv("")
+    tracer_provider, meter_provider = _sdk()
+    return _call_wsgi(
+        OpenTelemetryMiddleware(
+            _trivial_wsgi_app, tracer_provider=tracer_provider, meter_provider=meter_provider
+        )
+    )
+
+
+SCENARIOS: dict[str, Callable[[], Callable[[], object]]] = {
+    scenario.__name__: scenario
+    for scenario in (
+        bare,
+        instrumented_default,
+        instrumented_stable,
+        instrumented_dup,
+        reference_sdk,
+        instrumented_api_only,
+        reference_api_only,
+        instrumented_always_off,
+        instrumented_suppressed,
+        instrumented_excluded,
+        after_uninstrument,
+        wsgi_bare,
+        wsgi_contrib_middleware,
+    )
+}
+
+
+def _time_scenario(loops: int, name: str) -> float:
+    call = _built.get(name)
+    if call is None:
+        call = _built[name] = SCENARIOS[name]()
+    start = default_timer()
+    for _ in repeat(None, loops):
+        call()
+    return default_timer() - start
+
+
+_built: dict[str, Callable[[], object]] = {}
+_kept_alive: list[object] = []
+
+
+def main() -> None:
+    runner = pyperf.Runner()
+    for name in SCENARIOS:
+        runner.bench_time_func(name, _time_scenario, name)
+
+
+if __name__ == "__main__":
+    main()
