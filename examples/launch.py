@@ -1,0 +1,131 @@
+"""Running the shop's services under ``opentelemetry-instrument``, for the demo and the tests.
+
+This is the "deployment" side: the services themselves contain no OpenTelemetry
+code, everything here is command line and environment variables, exactly what
+one would put in a container spec or a systemd unit.
+"""
+
+from __future__ import annotations
+
+import os
+import selectors
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import IO, Any, Optional
+
+EXAMPLES_DIR = Path(__file__).resolve().parent
+# The console scripts live next to the interpreter of the environment that has
+# the packages installed (a virtualenv or a tox env); PATH may point elsewhere.
+BIN_DIR = Path(sys.executable).parent
+OPENTELEMETRY_INSTRUMENT = str(BIN_DIR / "opentelemetry-instrument")
+
+
+def otel_environment(service_name: str, endpoint: Optional[str], **overrides: str) -> dict[str, str]:
+    """The environment for one service: this process's, plus OpenTelemetry's settings.
+
+    ``endpoint`` is the OTLP/HTTP base URL (the exporters append ``/v1/traces``
+    and ``/v1/metrics``); ``None`` keeps whatever ``OTEL_EXPORTER_OTLP_*`` the
+    caller's environment already has.
+    """
+    env = dict(os.environ)
+    env.update(
+        OTEL_SERVICE_NAME=service_name,
+        OTEL_TRACES_EXPORTER="otlp",
+        OTEL_METRICS_EXPORTER="otlp",
+        # Logs are not part of the example; "none" also keeps the exporter from
+        # POSTing to /v1/logs, which a plain OTLP receiver may not serve.
+        OTEL_LOGS_EXPORTER="none",
+        # opentelemetry-distro defaults to grpc; only the HTTP exporter is installed.
+        OTEL_EXPORTER_OTLP_PROTOCOL=os.environ.get("OTEL_EXPORTER_OTLP_PROTOCOL", "http/protobuf"),
+        # Export soon after the fact (defaults: 5 s and 60 s), so that nothing
+        # waits on the shutdown flush alone.
+        OTEL_BSP_SCHEDULE_DELAY="200",
+        OTEL_METRIC_EXPORT_INTERVAL="1000",
+        # process.pid & co. in the resource: tells gunicorn workers apart.
+        OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="process",
+        PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLES_DIR), os.environ.get("PYTHONPATH")])),
+        PYTHONUNBUFFERED="1",
+    )
+    if endpoint is not None:
+        env["OTEL_EXPORTER_OTLP_ENDPOINT"] = endpoint
+        # Per-signal endpoints would win over the base one; drop the caller's.
+        env.pop("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", None)
+        env.pop("OTEL_EXPORTER_OTLP_METRICS_ENDPOINT", None)
+    env.update(overrides)
+    return env
+
+
+@dataclass
+class Service:
+    """A service process and the URL it announced."""
+
+    name: str
+    process: subprocess.Popen[str]
+    url: str
+
+
+def start_service(
+    module: str,
+    env: Mapping[str, str],
+    stderr: IO[str],
+    args: Sequence[str] = (),
+    timeout: float = 20.0,
+) -> Service:
+    """Run ``opentelemetry-instrument python -m <module> --port 0 <args>``; wait for its URL.
+
+    The service prints ``<name> listening on <url>`` once it is bound; this
+    reads that line. If it does not come within ``timeout`` seconds the
+    process is killed and ``RuntimeError`` raised.
+    """
+    command = [OPENTELEMETRY_INSTRUMENT, sys.executable, "-m", module, "--port", "0", *args]
+    process = subprocess.Popen(
+        command, env=dict(env), cwd=EXAMPLES_DIR, stdout=subprocess.PIPE, stderr=stderr, text=True
+    )
+    assert process.stdout is not None
+    line = ""
+    with selectors.DefaultSelector() as selector:
+        selector.register(process.stdout, selectors.EVENT_READ)
+        if selector.select(timeout):
+            line = process.stdout.readline()
+    name, _, url = line.strip().partition(" listening on ")
+    if not url:
+        stop_process(process)
+        raise RuntimeError(f"{module} did not report its address within {timeout:.0f} s (got {line!r})")
+    return Service(name, process, url)
+
+
+def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> Optional[int]:
+    """SIGTERM, so the service exits normally and the SDK flushes; SIGKILL if it hangs.
+
+    Returns the exit status, or ``None`` if the process had to be killed.
+    """
+    if process.poll() is None:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+            return None
+    if process.stdout is not None:
+        process.stdout.close()
+    return process.returncode
+
+
+def wait_for_port(host: str, port: int, timeout: float) -> bool:
+    """Whether something accepts TCP connections on ``host:port`` within ``timeout`` s."""
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return True
+        except OSError:
+            time.sleep(0.1)
+    return False
