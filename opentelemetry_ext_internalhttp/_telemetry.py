@@ -74,8 +74,9 @@ _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 _OTHER_METHOD = "_OTHER"
 _REDACTED = "REDACTED"
 # Every name in PARAMS_TO_REDACT contains one of these, so a query holding
-# none of them is left as sent without being split.
-_REDACTION_HINTS = ("AWSAccessKeyId", "ig")
+# none of them is left as sent without being split. "%" is one too: a name
+# is compared decoded, and "s%69g" is "sig" spelled otherwise.
+_REDACTION_HINTS = ("AWSAccessKeyId", "ig", "%")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Standard methods map to themselves; the cache of what sanitize_method made
 # of anything else is bounded, because the method is client-controlled.
