@@ -37,6 +37,24 @@ def users_server(server_class: type, name: str = "shop") -> Any:
     return server
 
 
+def tagging_subclass(base: type) -> type:
+    """A user subclass of ``base`` whose own ``handle_request`` override marks every response.
+
+    ``base`` is bound when this is called: pass the class bound *before*
+    ``instrument()`` for a subclass that derives from the original class.
+    """
+
+    class TaggingServer(base):  # type: ignore[misc,valid-type]
+        def handle_request(self, *args: Any, **kwargs: Any) -> Any:
+            response = super().handle_request(*args, **kwargs)
+            return {**response, "headers": {"X-Tagged": "yes"}}
+
+    return TaggingServer
+
+
+TAGGED_USER_RESPONSE = {**USER_RESPONSE, "headers": {"X-Tagged": "yes"}}
+
+
 def get_user(server: Any) -> Any:
     """Dispatch ``GET /users/42`` through the framework's one seam and return the response."""
     return server.handle_request("GET", "/users/42", {}, b"")

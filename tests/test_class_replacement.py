@@ -16,11 +16,13 @@ import internalhttp.server
 import pytest
 from lifecycle_testing import (
     SPAN_NAME,
+    TAGGED_USER_RESPONSE,
     USER_RESPONSE,
     Pipeline,
     delta_metric_reader,
     drain_metric_names,
     get_user,
+    tagging_subclass,
     users_server,
 )
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -174,26 +176,15 @@ def test_servers_from_a_class_reference_taken_after_instrument_are_traced(
 # -- user subclasses --------------------------------------------------------------
 
 
-def _tagging_subclass(base: type) -> type:
-    """A user subclass whose own handle_request override marks every response."""
-
-    class TaggingServer(base):  # type: ignore[misc,valid-type]
-        def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-            response = super().handle_request(*args, **kwargs)
-            return {**response, "headers": {"X-Tagged": "yes"}}
-
-    return TaggingServer
-
-
 def test_a_user_subclass_defined_before_instrument_is_not_traced(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any], span_exporter: InMemorySpanExporter
 ) -> None:
-    subclass = _tagging_subclass(internalhttp.server.InternalHTTPServer)
+    subclass = tagging_subclass(internalhttp.server.InternalHTTPServer)
     instrumentor.instrument(**providers)
 
     response = get_user(users_server(subclass))
 
-    assert response["headers"] == {"X-Tagged": "yes"}
+    assert response == TAGGED_USER_RESPONSE
     assert span_exporter.get_finished_spans() == ()
 
 
@@ -201,7 +192,7 @@ def test_a_user_subclass_defined_after_instrument_is_traced_once_per_request(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any], span_exporter: InMemorySpanExporter
 ) -> None:
     instrumentor.instrument(**providers)
-    subclass = _tagging_subclass(internalhttp.server.InternalHTTPServer)
+    subclass = tagging_subclass(internalhttp.server.InternalHTTPServer)
 
     get_user(users_server(subclass))
 
@@ -213,11 +204,11 @@ def test_a_user_subclass_defined_after_instrument_still_runs_its_own_override(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any]
 ) -> None:
     instrumentor.instrument(**providers)
-    subclass = _tagging_subclass(internalhttp.server.InternalHTTPServer)
+    subclass = tagging_subclass(internalhttp.server.InternalHTTPServer)
 
     response = get_user(users_server(subclass))
 
-    assert response == {**USER_RESPONSE, "headers": {"X-Tagged": "yes"}}
+    assert response == TAGGED_USER_RESPONSE
 
 
 # -- instrument again with another configuration --------------------------------

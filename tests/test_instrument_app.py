@@ -12,11 +12,13 @@ import internalhttp.server
 import pytest
 from lifecycle_testing import (
     SPAN_NAME,
+    TAGGED_USER_RESPONSE,
     USER_RESPONSE,
     Pipeline,
     delta_metric_reader,
     drain_metric_names,
     get_user,
+    tagging_subclass,
     users_server,
 )
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
@@ -24,7 +26,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import SpanKind
 from otel_testing import one_server_span
 
-from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor, _InstrumentedInternalHTTPServer
+from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
 INSTRUMENTATION_LOGGER = "opentelemetry_ext_internalhttp"
 
@@ -44,20 +46,6 @@ def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:
         for record in caplog.records
         if record.name == INSTRUMENTATION_LOGGER and record.levelno == logging.WARNING
     ]
-
-
-class TaggingServer(internalhttp.server.InternalHTTPServer):  # type: ignore[misc,valid-type]
-    """A user subclass defined at import time, before any test instruments anything."""
-
-    def handle_request(self, *args: Any, **kwargs: Any) -> Any:
-        response = super().handle_request(*args, **kwargs)
-        return {**response, "headers": {"X-Tagged": "yes"}}
-
-
-def test_the_user_subclass_of_this_module_derives_from_the_original_class() -> None:
-    # Guards the tests below: had an earlier import left the class replaced,
-    # TaggingServer would be traced by instrument() alone.
-    assert not issubclass(TaggingServer, _InstrumentedInternalHTTPServer)
 
 
 # -- instrument_app on servers instrument() cannot reach ------------------------
@@ -111,7 +99,7 @@ def test_instrument_app_traces_a_server_from_a_class_reference_taken_before_inst
 def test_instrument_app_traces_an_instance_of_a_user_subclass(
     providers: dict[str, Any], span_exporter: InMemorySpanExporter
 ) -> None:
-    server = users_server(TaggingServer)
+    server = users_server(tagging_subclass(internalhttp.server.InternalHTTPServer))
 
     instrument_app(server, **providers)
     get_user(server)
@@ -120,11 +108,11 @@ def test_instrument_app_traces_an_instance_of_a_user_subclass(
 
 
 def test_instrument_app_keeps_the_user_subclass_override_running(providers: dict[str, Any]) -> None:
-    server = users_server(TaggingServer)
+    server = users_server(tagging_subclass(internalhttp.server.InternalHTTPServer))
 
     instrument_app(server, **providers)
 
-    assert get_user(server) == {**USER_RESPONSE, "headers": {"X-Tagged": "yes"}}
+    assert get_user(server) == TAGGED_USER_RESPONSE
 
 
 # -- instrumenting what is already instrumented ----------------------------------
@@ -272,12 +260,12 @@ def test_uninstrument_app_leaves_other_replacement_class_servers_traced(
 
 
 def test_uninstrument_app_keeps_the_user_subclass_override_running(providers: dict[str, Any]) -> None:
-    server = users_server(TaggingServer)
+    server = users_server(tagging_subclass(internalhttp.server.InternalHTTPServer))
     instrument_app(server, **providers)
 
     uninstrument_app(server)
 
-    assert get_user(server) == {**USER_RESPONSE, "headers": {"X-Tagged": "yes"}}
+    assert get_user(server) == TAGGED_USER_RESPONSE
 
 
 @SERVER_KINDS
