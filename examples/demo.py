@@ -162,9 +162,10 @@ def print_traces(spans: list[Span]) -> None:
         rows = list(_walk(trace))
         shape = tuple((depth, s.service, s.name, s.kind, s.status) for depth, s in rows)
         shown.setdefault(shape, []).append(rows)
-    print(f"Traces: {len(traces)} (indented: parent, then children; durations in ms)")
+    print(f"Traces: {len(traces)}, each a tree of spans (a child is indented under its parent)")
     labels = [_label(depth, span) for group in shown.values() for depth, span in group[0]]
     width = max(map(len, labels), default=0)
+    print(f"    {'service   span name':<{width}}  {'kind':<6}  {'status':<6} {'http':>4}  {'ms':>7}")
     for group in shown.values():
         rows = group[0]
         root = rows[0][1]
@@ -172,8 +173,8 @@ def print_traces(spans: list[Span]) -> None:
         print(f"  trace {root.trace_id[:8]}  {_target(root)}{alike}")
         for depth, span in rows:
             print(
-                f"    {_label(depth, span):<{width}}  {span.kind:<6}  {span.status:<5}"
-                f"  {_http_status(span):>3}  {span.duration_ms:7.1f}"
+                f"    {_label(depth, span):<{width}}  {span.kind:<6}  {span.status:<6}"
+                f" {_http_status(span):>4}  {span.duration_ms:7.2f}"
             )
 
 
@@ -223,14 +224,19 @@ def print_metrics(receiver: Receiver) -> None:
         groups[(point.service, _route(point), _status(point))].append(point)
     # The stable conventions measure in seconds, the old ones in milliseconds.
     scale = 1000.0 if groups and next(iter(groups.values()))[0].unit == "s" else 1.0
-    print(f"Metrics: {name}, per service, route and status (ms; p50/p95 estimated from the buckets)")
-    print(f"    {'service':<9} {'route':<26} {'status':<8} {'count':>5} {'p50':>7} {'p95':>7}")
+    route_w = max([len("route"), *(len(route) for _, route, _ in groups)])
+    status_w = max([len("status"), *(len(status) for _, _, status in groups)])
+    print(f"Metrics: {name} per service, route and status (ms; p50/p95 estimated from the buckets)")
+    row = "    {:<9} {:<{route_w}}  {:<{status_w}}  {:>5} {:>7} {:>7}"
+    print(row.format("service", "route", "status", "count", "p50", "p95", route_w=route_w, status_w=status_w))
     for (service, route, status), points in sorted(groups.items()):
         merged = merge_points(points)
-        p50, p95 = (merged.quantile(q) for q in (0.5, 0.95))
+        p50, p95 = (_ms(merged.quantile(q), scale) for q in (0.5, 0.95))
+        print(row.format(service, route, status, merged.count, p50, p95, route_w=route_w, status_w=status_w))
+    if not all(status.isdigit() for _, _, status in groups):
         print(
-            f"    {service:<9} {route:<26} {status:<8} {merged.count:>5}"
-            f" {_ms(p50, scale):>7} {_ms(p95, scale):>7}"
+            "  A status that is not a number (and http '-' in the traces): the handler raised, so no"
+            "\n  status code was recorded, only the exception; the serving layer then answered 500."
         )
 
 
@@ -248,7 +254,7 @@ def _status(point: HistogramPoint) -> str:
 
 
 def _ms(value: Optional[float], scale: float) -> str:
-    return "-" if value is None else f"{value * scale:.1f}"
+    return "-" if value is None else f"{value * scale:.2f}"
 
 
 if __name__ == "__main__":
