@@ -54,6 +54,10 @@ _MAX_TRAILERS = 100  # and to the number of header lines
 _POLL_INTERVAL = 0.05
 # How often serve_forever() wakes up so that Ctrl-C is handled promptly.
 _WAKE_INTERVAL = 0.2
+# Lingering close after refusing a request: how long to wait for the client's
+# remaining input, and how much of it to discard at most.
+_LINGER_TIMEOUT = 1.0
+_LINGER_LIMIT = 1 << 20
 # How long shutdown waits for handlers that are still running.
 _SHUTDOWN_TIMEOUT = 5.0
 
@@ -94,12 +98,12 @@ class _RequestHandler(BaseHTTPRequestHandler):
 
     def _dispatch(self) -> None:
         if not _METHOD_TOKEN.match(self.command):
-            self.send_error(400, "Bad request method")
+            self._refuse(400, "Bad request method")
             return
         try:
             body = self._read_body()
         except _BadRequest as exc:
-            self.send_error(exc.status, exc.reason)  # also closes the connection
+            self._refuse(exc.status, exc.reason)
             return
         except _ClientGone:
             self.close_connection = True
@@ -120,6 +124,27 @@ class _RequestHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD" and status_allows_body(status):
             self.wfile.write(payload)
+
+    def _refuse(self, status: int, reason: str) -> None:
+        """Answer an error without involving the application, then close.
+
+        The close is a lingering one (RFC 9112, section 9.6): the client may
+        still be sending the body we refused, and closing a socket with
+        unread input makes the kernel reset the connection, which can
+        destroy our response before the client reads it. So we stop
+        writing, read and discard what is still arriving for a moment, and
+        only then let the connection close.
+        """
+        self.send_error(status, reason)  # sends "Connection: close" and sets close_connection
+        with contextlib.suppress(OSError):  # includes the linger timeout
+            self.connection.shutdown(socket.SHUT_WR)
+            self.connection.settimeout(_LINGER_TIMEOUT)
+            drained = 0
+            while drained < _LINGER_LIMIT:
+                data = self.connection.recv(65536)
+                if not data:
+                    break
+                drained += len(data)
 
     def _connection_info(self) -> ConnectionInfo:
         local = self.connection.getsockname()
