@@ -8,11 +8,10 @@ hanging the run.
 from __future__ import annotations
 
 import http.client
-import socket
 from typing import Callable, Iterator, List
 
 import pytest
-from framework_support import TIMEOUT, RecordingServer, build_app
+from framework_support import TIMEOUT, RawClient, RecordingServer, build_app
 from internalhttp.serving import RunningServer, serve
 
 
@@ -42,17 +41,16 @@ def client(running: RunningServer) -> Iterator[http.client.HTTPConnection]:
 
 
 @pytest.fixture
-def raw_connect(running: RunningServer) -> Iterator[Callable[[], socket.socket]]:
+def raw_connect(running: RunningServer) -> Iterator[Callable[[], RawClient]]:
     """Open plain sockets to the running server, for requests http.client will not send."""
-    sockets: List[socket.socket] = []
+    clients: List[RawClient] = []
 
-    def connect() -> socket.socket:
-        sock = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
-        sockets.append(sock)
-        return sock
+    def connect() -> RawClient:
+        clients.append(RawClient((running.host, running.port)))
+        return clients[-1]
 
     try:
         yield connect
     finally:
-        for sock in sockets:
-            sock.close()
+        for client in clients:
+            client.close()

@@ -7,10 +7,11 @@ collected in the same run and has its own modules.
 from __future__ import annotations
 
 import http.client
+import io
 import socket
 import threading
 from dataclasses import dataclass
-from typing import Any, List, Mapping, Optional
+from typing import Any, List, Mapping, Optional, Tuple
 
 from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer
 
@@ -93,18 +94,60 @@ def build_app() -> RecordingServer:
     return app
 
 
-def read_response(sock: socket.socket, method: str = "GET") -> tuple[int, http.client.HTTPMessage, bytes]:
-    """Parse one response from a raw socket, leaving the socket open."""
-    response = http.client.HTTPResponse(sock, method=method)
-    try:
-        response.begin()
-        return response.status, response.msg, response.read()
-    finally:
-        response.close()
+class RawClient:
+    """A plain socket for requests http.client will not send (or pipeline).
+
+    Responses are parsed from one buffered reader kept for the connection's
+    lifetime: a fresh reader per response could swallow the start of the
+    next, pipelined, one.
+    """
+
+    def __init__(self, address: Tuple[str, int]) -> None:
+        self.sock = socket.create_connection(address, timeout=TIMEOUT)
+        self._reader = _KeptOpen(socket.SocketIO(self.sock, "rb"))
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(data)
+
+    def read_response(self, method: str = "GET") -> Tuple[int, http.client.HTTPMessage, bytes]:
+        response = http.client.HTTPResponse(_ReaderSocket(self._reader), method=method)  # type: ignore[arg-type]
+        try:
+            response.begin()
+            return response.status, response.msg, response.read()
+        finally:
+            response.close()
+
+    def server_closed(self) -> bool:
+        """Whether the server has closed its end (the next read is end of file)."""
+        try:
+            return self._reader.read(1) == b""
+        except ConnectionResetError:
+            return True
+
+    def close(self) -> None:
+        io.BufferedReader.close(self._reader)
+        self.sock.close()
+
+
+class _KeptOpen(io.BufferedReader):
+    """A reader that HTTPResponse cannot close after each response."""
+
+    def close(self) -> None:
+        pass
+
+
+class _ReaderSocket:
+    """What HTTPResponse needs from a socket: makefile() giving the shared reader."""
+
+    def __init__(self, reader: io.BufferedReader) -> None:
+        self._reader = reader
+
+    def makefile(self, mode: str) -> io.BufferedReader:
+        return self._reader
 
 
 def server_closed(sock: socket.socket) -> bool:
-    """Whether the server has closed its end (the next read is end of file)."""
+    """Whether the server has closed its end of a socket nothing else reads from."""
     try:
         return sock.recv(1) == b""
     except ConnectionResetError:
