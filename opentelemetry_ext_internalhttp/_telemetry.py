@@ -131,7 +131,16 @@ def _lower_headers(headers: Any) -> dict[str, str]:
     """
     if not headers:
         return {}
-    pairs: Iterable[Any] = headers.items() if isinstance(headers, Mapping) else headers
+    pairs: Iterable[Any]
+    if isinstance(headers, Mapping):
+        pairs = headers.items()
+    else:
+        try:
+            pairs = iter(headers)
+        except TypeError:
+            # Not headers at all (a response's "headers": 5): nothing to read,
+            # and no reason to log an instrumentation error and lose the span.
+            return {}
     lowered: dict[str, str] = {}
     for pair in pairs:
         try:
