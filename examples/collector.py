@@ -191,6 +191,7 @@ class Receiver:
         self._histograms: list[HistogramPoint] = []
         self._metric_names: set[str] = set()
         self._exports = 0  # bumped on every export, so that wait_until notices news
+        self._host = host
         self._httpd = ThreadingHTTPServer((host, port), _make_handler(self))
         self._httpd.daemon_threads = True
         self._thread: Optional[threading.Thread] = None
@@ -198,8 +199,7 @@ class Receiver:
     @property
     def endpoint(self) -> str:
         """The base URL for ``OTEL_EXPORTER_OTLP_ENDPOINT``; exporters append ``/v1/...``."""
-        host, port = self._httpd.server_address[:2]
-        return f"http://{host}:{port}"
+        return f"http://{self._host}:{self._httpd.server_address[1]}"
 
     def start(self) -> Receiver:
         self._thread = threading.Thread(target=self._httpd.serve_forever, name="otlp-receiver", daemon=True)

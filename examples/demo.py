@@ -48,13 +48,14 @@ def main() -> int:
     with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="shop-demo-") as logs:
         # ExitStack unwinds on any error too: no service or thread outlives the demo.
         receiver: Optional[Receiver] = None
+        endpoint: Optional[str] = None  # None: the services use the caller's OTEL_EXPORTER_OTLP_*
         if user_endpoint:
             print(f"OTEL_EXPORTER_OTLP_ENDPOINT is set: the services export OTLP to {user_endpoint}.")
             print("Look for services 'frontend' and 'backend' there; nothing is collected here.\n")
         else:
             receiver = cleanup.enter_context(Receiver())
-            print(f"OTLP/HTTP receiver listening on {receiver.endpoint} (in this process).")
-        endpoint = None if user_endpoint else receiver.endpoint  # type: ignore[union-attr]
+            endpoint = receiver.endpoint
+            print(f"OTLP/HTTP receiver listening on {endpoint} (in this process).")
 
         services: list[Service] = []
         try:

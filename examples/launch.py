@@ -10,10 +10,8 @@ from __future__ import annotations
 import os
 import selectors
 import signal
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -116,16 +114,3 @@ def stop_process(process: subprocess.Popen[Any], timeout: float = 10.0) -> Optio
     if process.stdout is not None:
         process.stdout.close()
     return process.returncode
-
-
-def wait_for_port(host: str, port: int, timeout: float) -> bool:
-    """Whether something accepts TCP connections on ``host:port`` within ``timeout`` s."""
-
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return True
-        except OSError:
-            time.sleep(0.1)
-    return False
