@@ -7,6 +7,7 @@ one would put in a container spec or a systemd unit.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import signal
@@ -93,7 +94,13 @@ def start_service(
             line = process.stdout.readline()
     name, _, url = line.strip().partition(" listening on ")
     if not url:
+        status = process.poll()
+        if status is None and not line:  # stdout closed: the process is on its way out
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                status = process.wait(2)
         stop_process(process)
+        if status is not None:
+            raise RuntimeError(f"{module} exited with status {status} before it was listening")
         raise RuntimeError(f"{module} did not report its address within {timeout:.0f} s (got {line!r})")
     return Service(name, process, url)
 
