@@ -102,6 +102,10 @@ def main() -> int:
         "--report-only", action="store_true", help="only print the table of an existing --output"
     )
     args, pyperf_args = parser.parse_known_args()
+    if args.report_only and args.output is None:
+        # Without a file to read, the table would be read from a temporary
+        # file that was never written.
+        parser.error("--report-only needs --output FILE")
     if not pyperf_args:
         # Each round: 2 worker processes, 3 timed values each, after 1 warm-up.
         pyperf_args = ["--processes", "2", "--values", "3", "--warmups", "1"]
