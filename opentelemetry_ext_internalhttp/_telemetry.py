@@ -81,6 +81,10 @@ _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Standard methods map to themselves; the cache of what sanitize_method made
 # of anything else is bounded, because the method is client-controlled.
 _METHOD_CACHE_LIMIT = 64
+# Span names are cached per (method, route). Routes are the application's,
+# but with OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS the method is
+# the client's: without a bound, every new method would be kept forever.
+_SPAN_NAME_CACHE_LIMIT = 512
 
 RequestHook = Callable[[Span, "RequestView"], None]
 ResponseHook = Callable[[Span, "RequestView", Any], None]
@@ -435,7 +439,8 @@ class _RequestTelemetry:
             # raw path, and "HTTP" for a method outside the known set.
             prefix = "HTTP" if normalized_method == _OTHER_METHOD else normalized_method
             name = f"{prefix} {route}" if route else prefix
-            self._span_names[key] = name
+            if len(self._span_names) < _SPAN_NAME_CACHE_LIMIT:
+                self._span_names[key] = name
         return name
 
     def _request_attributes(
