@@ -1,0 +1,98 @@
+"""Cardinality: many distinct paths, one span name and one metric stream per outcome."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import internalhttp.server
+import pytest
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
+from opentelemetry.util.http import OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
+from otel_testing import metric_points
+
+from opentelemetry_ext_internalhttp import _telemetry_of
+
+REQUESTS = 2_000
+DURATION = {"": "http.server.duration", "http": "http.server.request.duration"}
+STATUS_KEY = {"": HTTP_STATUS_CODE, "http": HTTP_RESPONSE_STATUS_CODE}
+
+
+@pytest.fixture
+def shop(instrumentor: Any, providers: dict[str, Any], semconv_mode: str) -> Any:
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    # Every third item is out of stock: two outcomes over thousands of paths.
+    server.add_route(
+        "/items/<item_id>", lambda headers, body, item_id: {"status": 409 if int(item_id) % 3 == 0 else 200}
+    )
+    return server
+
+
+@pytest.mark.parametrize("semconv_mode", ["", "http"], indirect=True)
+def test_thousands_of_paths_of_one_route_make_one_span_name_and_one_duration_stream_per_status(
+    shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader, semconv_mode: str
+) -> None:
+    for item in range(REQUESTS):
+        shop.handle_request("GET", f"/items/{item}?page={item}", {}, b"")
+
+    spans = span_exporter.get_finished_spans()
+    assert len(spans) == REQUESTS
+    assert {span.name for span in spans} == {"GET /items/<item_id>"}
+    counts = {
+        point.attributes[STATUS_KEY[semconv_mode]]: point.count
+        for point in metric_points(metric_reader, DURATION[semconv_mode])
+    }
+    out_of_stock = len(range(0, REQUESTS, 3))
+    assert counts == {200: REQUESTS - out_of_stock, 409: out_of_stock}
+    assert len(metric_points(metric_reader, "http.server.active_requests")) == 1
+
+
+@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+def test_thousands_of_unknown_paths_make_one_span_name_and_one_duration_stream(
+    shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
+) -> None:
+    for item in range(REQUESTS):
+        shop.handle_request("GET", f"/scan/{item}/wp-admin.php", {}, b"")
+
+    assert {span.name for span in span_exporter.get_finished_spans()} == {"GET"}
+    (point,) = metric_points(metric_reader, DURATION["http"])
+    assert (point.attributes[HTTP_RESPONSE_STATUS_CODE], point.count) == (404, REQUESTS)
+
+
+@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+def test_thousands_of_unknown_methods_make_one_span_name_and_one_duration_stream(
+    shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
+) -> None:
+    for item in range(REQUESTS):
+        shop.handle_request(f"M{item}", "/items/1", {}, b"")
+
+    assert {span.name for span in span_exporter.get_finished_spans()} == {"HTTP /items/<item_id>"}
+    assert len(metric_points(metric_reader, DURATION["http"])) == 1
+
+
+@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+def test_capturing_all_methods_keeps_what_the_instrumentation_remembers_per_method_bounded(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # Opting in to every method makes span names follow what clients send;
+    # the instrumentation's own memory must not grow with it.
+    monkeypatch.setenv(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS, "true")
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    server.add_route("/items/<item_id>", lambda headers, body, item_id: {"status": 200})
+
+    for item in range(REQUESTS):
+        server.handle_request(f"M{item}", "/items/1", {}, b"")
+
+    spans = span_exporter.get_finished_spans()
+    assert spans[0].name == "M0 /items/<item_id>"
+    assert spans[-1].name == f"M{REQUESTS - 1} /items/<item_id>"
+    telemetry = _telemetry_of(server)  # white box: the caches are the point here
+    assert len(telemetry._methods) < REQUESTS // 2
+    assert len(telemetry._span_names) < REQUESTS // 2
