@@ -40,10 +40,13 @@ from a class reference taken before it, or of your own subclass):
     InternalHTTPInstrumentor.uninstrument_app(server)
 
 ``InternalHTTPInstrumentor().uninstrument()`` restores the original class;
-servers created while instrumented stop recording too. Servers instrumented
-with ``instrument_app`` keep their own configuration until
-``uninstrument_app``. Instrumenting what is already instrumented, or the
-reverse, logs a warning and changes nothing.
+servers created while instrumented stop recording too, and record again,
+with the new configuration, after the next ``instrument()``. Servers
+instrumented with ``instrument_app`` keep their own configuration until
+``uninstrument_app``; a server switched off with ``uninstrument_app`` stays
+off through later ``instrument()`` calls until ``instrument_app`` is called
+on it again. Instrumenting what is already instrumented, or the reverse,
+logs a warning and changes nothing.
 
 Configuration
 -------------
@@ -131,7 +134,14 @@ Either call ``instrument()`` (or run under ``opentelemetry-instrument``)
 before the framework is imported, or instrument such servers with
 ``InternalHTTPInstrumentor.instrument_app(server)``. The same holds for your
 own subclasses: one defined before ``instrument()`` derives from the original
-class.
+class. While instrumented, ``isinstance(old_server,
+internalhttp.server.InternalHTTPServer)`` is false for servers made from the
+original class, since the name now refers to the subclass; compare with a
+class reference taken at import time if that matters.
+
+``instrument_app`` on a server of the original class sets that server's own
+``handle_request`` attribute (the class is left alone); a copy of such a
+server shares it, so instrument copies separately.
 
 API
 ---
@@ -231,7 +241,13 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
 def _instance_handle_request(
     server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
 ) -> Any:
-    """``handle_request`` of a server of the original class, after ``instrument_app``."""
+    """``handle_request`` of a server of the original class, after ``instrument_app``.
+
+    It is bound to the server and stored on it, a reference cycle that the
+    garbage collector frees. A weak reference would break the cycle but
+    also the server: code that keeps only ``server.handle_request`` (as a
+    serving layer may) must keep the server alive, as the plain method does.
+    """
     # The class's own method, so a user subclass's override still runs.
     dispatch = type(server).handle_request.__get__(server)
     telemetry = vars(server).get(_INSTANCE_TELEMETRY)
