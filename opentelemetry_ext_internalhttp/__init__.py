@@ -231,7 +231,9 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
     def _is_instrumented_by_opentelemetry(self) -> bool:
         return _telemetry_of(self) is not None
 
-    def handle_request(self, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any) -> Any:
+    def handle_request(
+        self, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
+    ) -> Any:
         telemetry = _telemetry_of(self)
         if telemetry is None:
             return super().handle_request(method, path, headers, body, **kwargs)
