@@ -8,11 +8,22 @@ hanging the run.
 from __future__ import annotations
 
 import http.client
+import sys
+from pathlib import Path
 from typing import Callable, Iterator, List
 
 import pytest
-from framework_support import TIMEOUT, RawClient, RecordingServer, build_app
 from internalhttp.serving import RunningServer, serve
+
+# The test modules import their helpers from framework_support, next to this
+# file. Under --import-mode=importlib (the repository's configuration) pytest
+# does not put test directories on sys.path, so this conftest, which pytest
+# loads before any test module here, does.
+_HERE = str(Path(__file__).resolve().parent)
+if _HERE not in sys.path:
+    sys.path.insert(0, _HERE)
+
+from framework_support import TIMEOUT, RawClient, RecordingServer, build_app  # noqa: E402
 
 
 @pytest.fixture

@@ -368,6 +368,16 @@ def test_a_malformed_request_is_refused_and_the_connection_closed(
     assert app.calls == []
 
 
+def test_a_refused_upload_is_drained_so_the_client_can_finish_sending(raw_connect: RawConnect) -> None:
+    raw = raw_connect()
+    raw.send(b"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\n")
+    assert raw.read_response()[0] == 400
+
+    raw.send(b"x" * 200_000)  # the rest of an upload the client had already started
+
+    assert raw.server_closed()
+
+
 @pytest.mark.parametrize(
     "partial_request",
     [
