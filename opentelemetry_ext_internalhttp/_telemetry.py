@@ -457,8 +457,12 @@ class _RequestTelemetry:
         _set_http_method(attributes, method if isinstance(method, str) else "", normalized_method, mode)
 
         forwarded = headers.get("forwarded")
-        scheme = (forwarded and _forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
-        if not scheme:
+        claimed = (forwarded and _forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
+        # A client's header, but url.scheme is a metric attribute: only an
+        # HTTP scheme is believed (the first proxy's, case-folded), or any
+        # value a client makes up would open a new metric stream.
+        scheme = (claimed or "").split(",", 1)[0].strip().lower()
+        if scheme not in _DEFAULT_PORTS:
             scheme = getattr(connection, "scheme", None) or "http"
         _set_http_scheme(attributes, scheme, mode)
 
