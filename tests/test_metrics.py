@@ -283,6 +283,23 @@ def test_the_stable_duration_has_one_stream_whatever_host_header_clients_send(
     assert only_point(metric_reader, NEW_DURATION).count == 3
 
 
+@STABLE
+def test_the_scheme_on_metrics_stays_bounded_whatever_x_forwarded_proto_clients_send(
+    shop: Any, metric_reader: InMemoryMetricReader
+) -> None:
+    for proto in ("https", "HTTPS", "https, http", "gopher", "x" * 50, "", "javascript:1"):
+        shop.handle_request("GET", "/users/1", {"X-Forwarded-Proto": proto}, b"")
+
+    schemes = {
+        point.attributes[URL_SCHEME]: point.count for point in metric_points(metric_reader, NEW_DURATION)
+    }
+    assert schemes == {"https": 3, "http": 4}
+    assert {point.attributes[URL_SCHEME] for point in metric_points(metric_reader, ACTIVE)} == {
+        "https",
+        "http",
+    }
+
+
 # -- errors ------------------------------------------------------------------
 
 

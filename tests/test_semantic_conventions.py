@@ -363,6 +363,25 @@ def test_url_scheme_is_the_original_one_named_by_x_forwarded_proto(
 
 
 @STABLE
+@pytest.mark.parametrize(
+    ("headers", "scheme"),
+    [
+        ({"Forwarded": "for=203.0.113.9;proto=https"}, "https"),
+        ({"X-Forwarded-Proto": "HTTPS"}, "https"),
+        ({"X-Forwarded-Proto": "https, http"}, "https"),  # one value per proxy: the first is the client's
+        ({"X-Forwarded-Proto": "gopher"}, "http"),  # not a scheme of HTTP: the connection's instead
+        ({"Forwarded": "proto=javascript:alert(1)"}, "http"),
+    ],
+)
+def test_url_scheme_from_proxy_headers_is_only_ever_http_or_https(
+    shop: Any, span_exporter: InMemorySpanExporter, headers: dict[str, str], scheme: str
+) -> None:
+    get(shop, "/users/42", headers, connection=SOCKET)
+
+    assert one_server_span(span_exporter).attributes[URL_SCHEME] == scheme
+
+
+@STABLE
 def test_user_agent_and_protocol_version_are_recorded_as_sent(
     shop: Any, span_exporter: InMemorySpanExporter
 ) -> None:
