@@ -11,7 +11,9 @@ import pytest
 from opentelemetry.instrumentation._semconv import HTTP_DURATION_HISTOGRAM_BUCKETS_NEW
 from opentelemetry.sdk.metrics import AlwaysOnExemplarFilter, MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader, Metric
+from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
     HTTP_FLAVOR,
@@ -344,6 +346,21 @@ def test_the_old_conventions_still_time_a_request_whose_handler_raised(
     assert point.count == 1
     assert HTTP_STATUS_CODE not in point.attributes
     assert ERROR_TYPE not in point.attributes
+
+
+@STABLE
+def test_a_request_whose_span_is_sampled_out_is_still_measured_with_its_status_and_error_type(
+    instrumentor: Any, meter_provider: Any, metric_reader: InMemoryMetricReader
+) -> None:
+    instrumentor.instrument(tracer_provider=TracerProvider(sampler=ALWAYS_OFF), meter_provider=meter_provider)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    server.add_route("/broken", lambda headers, body: {"status": 502})
+
+    server.handle_request("GET", "/broken", {}, b"")
+
+    attributes = only_point(metric_reader, NEW_DURATION).attributes
+    assert (attributes[HTTP_RESPONSE_STATUS_CODE], attributes[ERROR_TYPE]) == (502, "502")
+    assert attributes[HTTP_ROUTE] == "/broken"
 
 
 # -- active requests ----------------------------------------------------------
