@@ -15,6 +15,7 @@ import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace import Span as SdkSpan
 from opentelemetry.sdk.trace import SpanProcessor, Tracer, TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -324,6 +325,63 @@ def test_a_histogram_that_cannot_record_is_logged_and_the_request_and_span_are_u
     assert one_server_span(span_exporter).name == "POST /users/<user_id>"
     assert trace.get_current_span() is INVALID_SPAN
     assert [point.value for point in metric_points(metric_reader, "http.server.active_requests")] == [0]
+    assert len(instrumentation_errors.records) == 1
+
+
+class _ExplodingCounter:
+    def add(self, *args: Any, **kwargs: Any) -> None:
+        raise RuntimeError("counter bug")
+
+
+class _MeterProviderWithBrokenCounters(_MeterProviderWithBrokenHistograms):
+    """A real MeterProvider, except that every up-down counter's add() raises."""
+
+    def get_meter(self, *args: Any, **kwargs: Any) -> Any:
+        meter = self._meter_provider.get_meter(*args, **kwargs)
+        meter.create_up_down_counter = lambda *args, **kwargs: _ExplodingCounter()
+        return meter
+
+
+def test_an_active_requests_counter_that_cannot_count_is_logged_and_the_request_is_still_timed(
+    instrumentor: Any,
+    tracer_provider: TracerProvider,
+    meter_provider: MeterProvider,
+    metric_reader: InMemoryMetricReader,
+    span_exporter: InMemorySpanExporter,
+    instrumentation_errors: Any,
+    raised: list[BaseException],
+) -> None:
+    instrumentation_errors.expected = True
+    instrumentor.instrument(
+        tracer_provider=tracer_provider, meter_provider=_MeterProviderWithBrokenCounters(meter_provider)
+    )
+    server = build_shop(raised)
+
+    returned = post_user(server)
+
+    assert returned is RESPONSE
+    assert one_server_span(span_exporter).name == "POST /users/<user_id>"
+    assert [point.count for point in metric_points(metric_reader, "http.server.duration")] == [1]
+    # Once when the request starts, once when it ends.
+    assert [record.exc_info[1].args for record in instrumentation_errors.records] == [("counter bug",)] * 2
+
+
+def test_a_span_that_cannot_take_a_status_is_logged_and_the_request_is_still_timed_and_ended(
+    shop: Any,
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+    instrumentation_errors: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    instrumentation_errors.expected = True
+    monkeypatch.setattr(SdkSpan, "set_status", failing_hook)
+
+    returned = post_user(shop)
+
+    assert returned is RESPONSE
+    assert one_server_span(span_exporter).name == "POST /users/<user_id>"
+    assert [point.count for point in metric_points(metric_reader, "http.server.duration")] == [1]
+    assert trace.get_current_span() is INVALID_SPAN
     assert len(instrumentation_errors.records) == 1
 
 
