@@ -283,6 +283,8 @@ class _HTTPServer(ThreadingHTTPServer):
                 connection.shutdown(socket.SHUT_RD)
         deadline = time.monotonic() + timeout
         for _, thread in connections:
+            if thread is threading.current_thread():
+                continue  # a handler shutting down its own server
             thread.join(max(0.0, deadline - time.monotonic()))
             if thread.is_alive():
                 logger.warning("internalhttp: %s still running at shutdown; left behind", thread.name)

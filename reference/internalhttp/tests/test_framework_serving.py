@@ -136,6 +136,22 @@ def test_shutdown_gives_up_on_a_handler_that_does_not_return(
         client.close()
 
 
+def test_a_handler_can_shut_down_its_own_server_and_still_answer(app: RecordingServer) -> None:
+    holder: Dict[str, RunningServer] = {}
+    app.add_route("/stop", lambda headers, body: holder["running"].shutdown() or "stopping")
+    running = holder["running"] = serve(app)
+    client = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
+    try:
+        status, _, body = get(client, "/stop")
+
+        assert (status, body) == (200, b"stopping")
+        assert running.closed
+        with pytest.raises(ConnectionRefusedError):
+            socket.create_connection((running.host, running.port), timeout=TIMEOUT).close()
+    finally:
+        client.close()
+
+
 def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
     monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
