@@ -364,6 +364,11 @@ class _RequestTelemetry:
                 self._request_hook(span, view)
             except Exception:
                 _logger.exception("internalhttp request_hook raised; the request goes on")
+            except BaseException as interrupt:
+                # KeyboardInterrupt, SystemExit: let it through, but not with
+                # the span open, counted active and its context attached.
+                self._finish(state, None, interrupt)
+                raise
         return state
 
     def _finish(self, state: _RequestState, response: Any, error: Optional[BaseException]) -> None:
