@@ -240,6 +240,30 @@ def test_a_hook_that_raises_is_logged_and_changes_neither_the_response_nor_the_s
     assert hook in instrumentation_errors.records[0].getMessage()
 
 
+def interrupting_hook(*args: Any) -> None:
+    raise KeyboardInterrupt
+
+
+@pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
+def test_a_keyboard_interrupt_in_a_hook_propagates_with_the_span_ended_and_its_context_detached(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+    raised: list[BaseException],
+    hook: str,
+) -> None:
+    instrumentor.instrument(**{hook: interrupting_hook}, **providers)
+    server = build_shop(raised)
+
+    with pytest.raises(KeyboardInterrupt):
+        post_user(server)
+
+    assert one_server_span(span_exporter).name == "POST /users/<user_id>"
+    assert trace.get_current_span() is INVALID_SPAN
+    assert [point.value for point in metric_points(metric_reader, "http.server.active_requests")] == [0]
+
+
 # -- telemetry that fails --------------------------------------------------------
 
 
