@@ -282,7 +282,9 @@ class _RequestTelemetry:
         self._captured_response_headers = get_custom_headers(
             OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE
         )
-        self._sanitizer = SanitizeValue(get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS))
+        self._sanitizer = SanitizeValue(
+            get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        )
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._methods: dict[str, str] = {}
@@ -530,7 +532,9 @@ class _RequestTelemetry:
             if peer_port:
                 attributes[NETWORK_PEER_PORT] = peer_port
 
-    def _captured_headers(self, headers: Mapping[str, str], patterns: list[str], request: bool) -> dict[str, Any]:
+    def _captured_headers(
+        self, headers: Mapping[str, str], patterns: list[str], request: bool
+    ) -> dict[str, Any]:
         """Attributes for the headers users asked to capture, sanitised.
 
         The old conventions spell ``http.request.header.x_request_id``; the
@@ -559,7 +563,9 @@ class _RequestTelemetry:
             code = int(status)
         else:
             code = -1
-        _set_status(span, metric_attributes, code, str(status), server_span=True, sem_conv_opt_in_mode=self._mode)
+        _set_status(
+            span, metric_attributes, code, str(status), server_span=True, sem_conv_opt_in_mode=self._mode
+        )
         if self._captured_response_headers and span.is_recording():
             captured = self._captured_headers(
                 _lower_headers(response.get("headers")), self._captured_response_headers, request=False
@@ -581,11 +587,11 @@ class _RequestTelemetry:
         duration_s = max(default_timer() - state.start, 0.0)
         if self._duration_s is not None:
             self._duration_s.record(
-                duration_s, {key: metric_attributes[key] for key in self._duration_s_keys if key in metric_attributes}
+                duration_s,
+                {key: metric_attributes[key] for key in self._duration_s_keys if key in metric_attributes},
             )
         if self._duration_ms is not None:
             self._duration_ms.record(
                 duration_s * 1000.0,
                 {key: metric_attributes[key] for key in self._duration_ms_keys if key in metric_attributes},
             )
-
