@@ -45,8 +45,9 @@ SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration
 def main() -> int:
     user_endpoint = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT")
     started = time.monotonic()
-    with ExitStack() as cleanup, tempfile.TemporaryDirectory(prefix="shop-demo-") as logs:
-        # ExitStack unwinds on any error too: no service or thread outlives the demo.
+    # The ExitStack unwinds first, on any error too: no service or thread outlives the
+    # demo, and the log directory goes only after the services that write to it.
+    with tempfile.TemporaryDirectory(prefix="shop-demo-") as logs, ExitStack() as cleanup:
         receiver: Optional[Receiver] = None
         endpoint: Optional[str] = None  # None: the services use the caller's OTEL_EXPORTER_OTLP_*
         if user_endpoint:
