@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 from collections.abc import Callable, Iterable, Mapping
+from contextvars import Token
 from timeit import default_timer
 from types import MappingProxyType
-from typing import Any, NamedTuple, Optional
+from typing import Any, NamedTuple, Optional, TypeVar
 from urllib.parse import unquote_plus
 
 from opentelemetry import context, trace
+from opentelemetry.context import Context
 from opentelemetry.instrumentation._semconv import (
     HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
     _get_schema_url,
@@ -27,26 +30,43 @@ from opentelemetry.instrumentation._semconv import (
     _server_active_requests_count_attrs_old,
     _server_duration_attrs_new,
     _server_duration_attrs_old,
-    _set_http_flavor_version,
-    _set_http_host_server,
-    _set_http_method,
-    _set_http_net_host,
-    _set_http_net_host_port,
-    _set_http_scheme,
-    _set_http_target,
-    _set_http_user_agent,
-    _set_status,
     _StabilityMode,
 )
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.instrumentation.utils import http_status_to_status_code, is_http_instrumentation_enabled
 from opentelemetry.metrics import get_meter
 from opentelemetry.propagate import extract
-from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_CLIENT_IP
-from opentelemetry.semconv._incubating.attributes.net_attributes import NET_PEER_IP, NET_PEER_PORT
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_CLIENT_IP,
+    HTTP_FLAVOR,
+    HTTP_HOST,
+    HTTP_METHOD,
+    HTTP_SCHEME,
+    HTTP_STATUS_CODE,
+    HTTP_TARGET,
+    HTTP_USER_AGENT,
+)
+from opentelemetry.semconv._incubating.attributes.net_attributes import (
+    NET_HOST_NAME,
+    NET_HOST_PORT,
+    NET_PEER_IP,
+    NET_PEER_PORT,
+)
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.http_attributes import HTTP_ROUTE
-from opentelemetry.semconv.attributes.network_attributes import NETWORK_PEER_ADDRESS, NETWORK_PEER_PORT
+from opentelemetry.semconv.attributes.http_attributes import (
+    HTTP_REQUEST_METHOD,
+    HTTP_REQUEST_METHOD_ORIGINAL,
+    HTTP_RESPONSE_STATUS_CODE,
+    HTTP_ROUTE,
+)
+from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    NETWORK_PROTOCOL_VERSION,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
@@ -77,6 +97,8 @@ _REDACTED = "REDACTED"
 # none of them is left as sent without being split. "%" is one too: a name
 # is compared decoded, and "s%69g" is "sig" spelled otherwise.
 _REDACTION_HINTS = ("AWSAccessKeyId", "ig", "%")
+# Where util-http's get_excluded_urls looks, in its order.
+_EXCLUDED_URLS_VARIABLES = ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
 _DEFAULT_PORTS = {"http": 80, "https": 443}
 # Standard methods map to themselves; the cache of what sanitize_method made
 # of anything else is bounded, because the method is client-controlled.
@@ -85,6 +107,8 @@ _METHOD_CACHE_LIMIT = 64
 # but with OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS the method is
 # the client's: without a bound, every new method would be kept forever.
 _SPAN_NAME_CACHE_LIMIT = 512
+
+_T = TypeVar("_T")
 
 RequestHook = Callable[[Span, "RequestView"], None]
 ResponseHook = Callable[[Span, "RequestView", Any], None]
@@ -106,7 +130,7 @@ class RequestView(NamedTuple):
 
 class _RequestState(NamedTuple):
     span: Span
-    token: object
+    token: Token[Context]
     start: float
     attributes: dict
     active_attributes: dict
@@ -219,6 +243,14 @@ def _first_forwarded_for(headers: Mapping[str, str]) -> Optional[str]:
     return None
 
 
+def _checked(setting: str, build: Callable[[Any], _T], patterns: Any) -> _T:
+    """``build(patterns)``, with an invalid regular expression reported as a ValueError naming ``setting``."""
+    try:
+        return build(patterns)
+    except re.error as exc:
+        raise ValueError(f"{setting}: not a valid regular expression ({exc})") from exc
+
+
 class _RequestTelemetry:
     """Tracer, instruments and configuration for one ``instrument*()`` call."""
 
@@ -261,34 +293,61 @@ class _RequestTelemetry:
             description="Number of active HTTP server requests.",
         )
         # Metric attributes are the bounded subset of the span's: never the
-        # path, the query or anything else a client can vary at will.
-        self._duration_ms_keys = (*_server_duration_attrs_old, HTTP_ROUTE)
+        # path, the query or anything else a client can vary at will. The
+        # raw Host header (http.host) is left out of the old ones too: the
+        # old conventions' metrics name the host by net.host.name/port.
+        self._duration_ms_keys = tuple(
+            key for key in (*_server_duration_attrs_old, HTTP_ROUTE) if key != HTTP_HOST
+        )
         self._duration_s_keys = tuple(_server_duration_attrs_new)
         active_keys: list[str] = []
         if self._report_old:
-            active_keys += _server_active_requests_count_attrs_old
+            active_keys += [key for key in _server_active_requests_count_attrs_old if key != HTTP_HOST]
         if self._report_new:
             active_keys += _server_active_requests_count_attrs_new
         self._active_keys = tuple(active_keys)
 
-        self._excluded: Optional[ExcludeList] = (
-            get_excluded_urls("INTERNALHTTP") if excluded_urls is None else parse_excluded_urls(excluded_urls)
-        )
-        if not self._excluded._excluded_urls:
-            self._excluded = None
+        def keys(old_key: str, new_key: str) -> tuple[str, ...]:
+            return (old_key,) * self._report_old + (new_key,) * self._report_new
+
+        self._method_keys = keys(HTTP_METHOD, HTTP_REQUEST_METHOD)
+        self._scheme_keys = keys(HTTP_SCHEME, URL_SCHEME)
+        self._host_name_keys = keys(NET_HOST_NAME, SERVER_ADDRESS)
+        self._host_port_keys = keys(NET_HOST_PORT, SERVER_PORT)
+        self._user_agent_keys = keys(HTTP_USER_AGENT, USER_AGENT_ORIGINAL)
+        self._protocol_keys = keys(HTTP_FLAVOR, NETWORK_PROTOCOL_VERSION)
+        self._status_keys = keys(HTTP_STATUS_CODE, HTTP_RESPONSE_STATUS_CODE)
+
+        if excluded_urls is None:
+            variable = next((name for name in _EXCLUDED_URLS_VARIABLES if os.environ.get(name)), "")
+            excluded = _checked(f"{variable}={os.environ.get(variable)!r}", get_excluded_urls, "INTERNALHTTP")
+        else:
+            excluded = _checked(f"excluded_urls={excluded_urls!r}", parse_excluded_urls, excluded_urls)
+        self._excluded: Optional[ExcludeList] = excluded if excluded._excluded_urls else None
         self._captured_request_headers = get_custom_headers(
             OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST
         )
         self._captured_response_headers = get_custom_headers(
             OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE
         )
-        self._sanitizer = SanitizeValue(
-            get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        for variable, patterns in (
+            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, self._captured_request_headers),
+            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE, self._captured_response_headers),
+        ):
+            # util-http compiles these on every request; a bad one is
+            # reported here, once, instead of failing every request.
+            _checked(f"{variable}={os.environ.get(variable)!r}", re.compile, "|".join(patterns))
+        sanitize_fields = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+        self._sanitizer = _checked(
+            f"{OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS}={os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)!r}",
+            SanitizeValue,
+            sanitize_fields,
         )
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._methods: dict[str, str] = {}
         self._span_names: dict[tuple[str, Optional[str]], str] = {}
+        self._shared_attributes: dict[tuple[str, Optional[str], str], dict[str, Any]] = {}
 
     # -- the request ------------------------------------------------------
 
@@ -334,9 +393,9 @@ class _RequestTelemetry:
         lowered = _lower_headers(headers)
         route = self._route(server, method, target)
         normalized_method = self._normalize_method(method)
-        attributes = self._request_attributes(method, normalized_method, url_path, query, lowered, connection)
-        if route is not None:
-            attributes[HTTP_ROUTE] = route
+        attributes = self._request_attributes(
+            method, normalized_method, route, url_path, query, lowered, connection
+        )
         if self._captured_request_headers:
             attributes.update(self._captured_headers(lowered, self._captured_request_headers, request=True))
 
@@ -363,7 +422,7 @@ class _RequestTelemetry:
             _logger.exception("internalhttp instrumentation failed to count an active request")
         if self._request_hook is not None:
             try:
-                self._request_hook(span, view)
+                self._request_hook(span, view)  # type: ignore[arg-type]  # set whenever a hook is
             except Exception:
                 _logger.exception("internalhttp request_hook raised; the request goes on")
             except BaseException as interrupt:
@@ -386,7 +445,7 @@ class _RequestTelemetry:
                 _logger.exception("internalhttp instrumentation failed to record a response")
             if error is None and self._response_hook is not None:
                 try:
-                    self._response_hook(span, state.view, response)
+                    self._response_hook(span, state.view, response)  # type: ignore[arg-type]
                 except Exception:
                     _logger.exception("internalhttp response_hook raised; the response is unchanged")
             try:
@@ -454,15 +513,15 @@ class _RequestTelemetry:
         self,
         method: Any,
         normalized_method: str,
+        route: Optional[str],
         url_path: str,
         query: str,
         headers: Mapping[str, str],
         connection: Any,
     ) -> dict[str, Any]:
-        mode = self._mode
-        attributes: dict[str, Any] = {}
-        _set_http_method(attributes, method if isinstance(method, str) else "", normalized_method, mode)
-
+        # The same keys, per mode, that the _semconv setters write; written
+        # directly from keys worked out once per configuration, because this
+        # runs on every request.
         forwarded = headers.get("forwarded")
         claimed = (forwarded and _forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
         # A client's header, but url.scheme is a metric attribute: only an
@@ -471,7 +530,10 @@ class _RequestTelemetry:
         scheme = (claimed or "").split(",", 1)[0].strip().lower()
         if scheme not in _DEFAULT_PORTS:
             scheme = getattr(connection, "scheme", None) or "http"
-        _set_http_scheme(attributes, scheme, mode)
+
+        attributes = self._route_attributes(normalized_method, route, scheme).copy()
+        if self._report_new and isinstance(method, str) and method != normalized_method:
+            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
 
         host = (
             (forwarded and _forwarded_param(forwarded, "host"))
@@ -479,33 +541,58 @@ class _RequestTelemetry:
             or headers.get(":authority")
             or headers.get("host")
         )
+        address: Any
+        port: Any
         if host:
             address, port = _split_host(host.split(",", 1)[0])
-            _set_http_net_host(attributes, address, mode)
-            _set_http_host_server(attributes, host, mode)
+            if self._report_old:
+                attributes[HTTP_HOST] = host
             if port is None:
                 port = _DEFAULT_PORTS.get(scheme)
         else:
             address = getattr(connection, "server_address", None)
             port = getattr(connection, "server_port", None)
-            if address:
-                _set_http_net_host(attributes, address, mode)
-        if port:
-            _set_http_net_host_port(attributes, port, mode)
+        if address:
+            for key in self._host_name_keys:
+                attributes[key] = address
+        if port and isinstance(port, int):
+            for key in self._host_port_keys:
+                attributes[key] = port
 
-        redacted_query = _redact_query(query) if query else query
-        target = f"{url_path}?{redacted_query}" if redacted_query else url_path
-        _set_http_target(attributes, target, url_path, redacted_query, mode)
+        redacted_query = _redact_query(query) if query else ""
+        if self._report_old and url_path:
+            attributes[HTTP_TARGET] = f"{url_path}?{redacted_query}" if redacted_query else url_path
+        if self._report_new:
+            if url_path:
+                attributes[URL_PATH] = url_path
+            if redacted_query:
+                attributes[URL_QUERY] = redacted_query
 
         self._set_client(attributes, headers, connection)
 
         user_agent = headers.get("user-agent")
         if user_agent:
-            _set_http_user_agent(attributes, user_agent, mode)
+            for key in self._user_agent_keys:
+                attributes[key] = user_agent
         protocol_version = getattr(connection, "protocol_version", None)
         if protocol_version:
-            _set_http_flavor_version(attributes, protocol_version, mode)
+            for key in self._protocol_keys:
+                attributes[key] = protocol_version
         return attributes
+
+    def _route_attributes(self, normalized_method: str, route: Optional[str], scheme: str) -> dict[str, Any]:
+        """The attributes every request with this method, route and scheme shares."""
+        cache_key = (normalized_method, route, scheme)
+        shared = self._shared_attributes.get(cache_key)
+        if shared is None:
+            shared = {key: normalized_method for key in self._method_keys}
+            shared.update((key, scheme) for key in self._scheme_keys)
+            if route is not None:
+                shared[HTTP_ROUTE] = route
+            # Bounded like the span names, for the same reason.
+            if len(self._shared_attributes) < _SPAN_NAME_CACHE_LIMIT:
+                self._shared_attributes[cache_key] = shared
+        return shared
 
     def _set_client(self, attributes: dict[str, Any], headers: Mapping[str, str], connection: Any) -> None:
         peer_address = getattr(connection, "client_address", None)
@@ -563,15 +650,37 @@ class _RequestTelemetry:
             code = int(status)
         else:
             code = -1
-        _set_status(
-            span, metric_attributes, code, str(status), server_span=True, sem_conv_opt_in_mode=self._mode
-        )
+        self._record_status(span, metric_attributes, code, str(status))
         if self._captured_response_headers and span.is_recording():
             captured = self._captured_headers(
                 _lower_headers(response.get("headers")), self._captured_response_headers, request=False
             )
             if captured:
                 span.set_attributes(captured)
+
+    def _record_status(self, span: Span, metric_attributes: dict[str, Any], code: int, status: str) -> None:
+        recording = span.is_recording()
+        if code < 0:
+            # Not an integer: the status itself is the error's type.
+            if self._report_new:
+                metric_attributes[ERROR_TYPE] = status
+                if recording:
+                    span.set_attribute(ERROR_TYPE, status)
+            if recording:
+                span.set_status(Status(StatusCode.ERROR, f"Non-integer HTTP status: {status}"))
+            return
+        is_error = http_status_to_status_code(code, server_span=True) is StatusCode.ERROR
+        for key in self._status_keys:
+            metric_attributes[key] = code
+            if recording:
+                span.set_attribute(key, code)
+        if is_error:
+            if self._report_new:
+                metric_attributes[ERROR_TYPE] = status
+                if recording:
+                    span.set_attribute(ERROR_TYPE, status)
+            if recording:
+                span.set_status(Status(StatusCode.ERROR))
 
     def _record_exception(self, span: Span, metric_attributes: dict[str, Any], error: BaseException) -> None:
         error_type = type(error).__qualname__

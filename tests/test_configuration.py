@@ -459,3 +459,32 @@ def test_a_suppressed_request_passes_straight_through_with_no_span_and_no_metric
     assert seen_in_handler["active"] == []
     assert span_exporter.get_finished_spans() == ()
     assert no_metric_points(metric_reader)
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        (SPECIFIC_EXCLUDED, "/healthz,/broken("),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, "x-request-id,x-(("),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE, "["),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, "cookie,)"),
+    ],
+)
+def test_an_invalid_pattern_in_the_environment_is_an_error_naming_the_variable_and_leaves_the_class_alone(
+    instrumentor: Any, providers: dict[str, Any], monkeypatch: pytest.MonkeyPatch, variable: str, value: str
+) -> None:
+    original = internalhttp.server.InternalHTTPServer
+    monkeypatch.setenv(variable, value)
+
+    with pytest.raises(ValueError, match=variable):
+        instrumentor.instrument(**providers)
+
+    assert internalhttp.server.InternalHTTPServer is original
+    assert not instrumentor.is_instrumented_by_opentelemetry
+
+
+def test_an_invalid_excluded_urls_argument_is_an_error_naming_the_value(
+    instrumentor: Any, providers: dict[str, Any]
+) -> None:
+    with pytest.raises(ValueError, match=r"excluded_urls='/ok,\(broken'"):
+        instrumentor.instrument(excluded_urls="/ok,(broken", **providers)
