@@ -410,16 +410,20 @@ class _RequestTelemetry:
         span = self._tracer.start_span(
             self._span_name(normalized_method, route), context=parent, kind=kind, attributes=attributes
         )
-        token = context.attach(trace.set_span_in_context(span, parent))
         active_attributes = {key: attributes[key] for key in self._active_keys if key in attributes}
-        view = None
-        if self._request_hook is not None or self._response_hook is not None:
-            view = RequestView(method, target, MappingProxyType(lowered), body, server)
-        state = _RequestState(span, token, default_timer(), attributes, active_attributes, view)
+        # Counted outside the span's context (here, and after it is detached
+        # in _finish): an exemplar of a +1 or -1 says nothing, and offering
+        # one costs as much as the count itself. The duration is recorded
+        # inside, where its exemplar links to the trace.
         try:
             self._active_requests.add(1, active_attributes)
         except Exception:
             _logger.exception("internalhttp instrumentation failed to count an active request")
+        token = context.attach(trace.set_span_in_context(span, parent))
+        view = None
+        if self._request_hook is not None or self._response_hook is not None:
+            view = RequestView(method, target, MappingProxyType(lowered), body, server)
+        state = _RequestState(span, token, default_timer(), attributes, active_attributes, view)
         if self._request_hook is not None:
             try:
                 self._request_hook(span, view)  # type: ignore[arg-type]  # set whenever a hook is
@@ -454,10 +458,6 @@ class _RequestTelemetry:
                 _logger.exception("internalhttp instrumentation failed to record a request duration")
         finally:
             try:
-                self._active_requests.add(-1, state.active_attributes)
-            except Exception:
-                _logger.exception("internalhttp instrumentation failed to count an active request")
-            try:
                 span.end()
             except Exception:
                 # end() runs every span processor's on_end, and the SDK lets
@@ -466,6 +466,10 @@ class _RequestTelemetry:
                 _logger.exception("internalhttp instrumentation failed to end a span")
             finally:
                 context.detach(state.token)
+                try:
+                    self._active_requests.add(-1, state.active_attributes)
+                except Exception:
+                    _logger.exception("internalhttp instrumentation failed to count an active request")
 
     # -- pieces -----------------------------------------------------------
 
