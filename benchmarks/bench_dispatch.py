@@ -214,7 +214,7 @@ def _reference_wrapper(tracer, meter) -> Callable[..., object]:
 def _reference(tracer, meter):
     one_request = _reference_wrapper(tracer, meter)
     handle_request = _server().handle_request
-    # partial, not a lambda: no extra Python frame over what bare() times.
+    # partial, not a lambda: one Python frame around handle_request, as in bare().
     return partial(one_request, handle_request, "GET", ROUTE, REQUEST_HEADERS, b"")
 
 
@@ -310,9 +310,23 @@ _built: dict[str, Callable[[], object]] = {}
 _kept_alive: list[object] = []
 
 
+def _pass_order_to_workers(cmd: list[str], args: Any) -> None:
+    # pyperf tells a worker which benchmark to run by its position, so the
+    # workers must register the scenarios in the same order as the parent.
+    if args.reverse_order:
+        cmd.append("--reverse-order")
+
+
 def main() -> None:
-    runner = pyperf.Runner()
-    for name in SCENARIOS:
+    runner = pyperf.Runner(add_cmdline_args=_pass_order_to_workers)
+    runner.argparser.add_argument(
+        "--reverse-order",
+        action="store_true",
+        help="run the scenarios last to first (run_benchmarks.py does so every other round)",
+    )
+    args = runner.parse_args()
+    names = list(SCENARIOS)
+    for name in reversed(names) if args.reverse_order else names:
         runner.bench_time_func(name, _time_scenario, name)
 
 

@@ -24,6 +24,11 @@ from pathlib import Path
 import pyperf
 
 HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from bench_dispatch import SCENARIOS  # noqa: E402  (a sibling script, importable once its folder is on the path)
+
+SCENARIO_ORDER = list(SCENARIOS)
 
 # (scenario, compared with, the most its overhead may be, as a ratio of the
 # compared scenario's overhead) — all overheads are over "bare".
@@ -43,6 +48,10 @@ ABSOLUTE_BUDGETS_US = [
 def _run_rounds(rounds: int, output: Path, pyperf_args: list[str]) -> None:
     for round_number in range(1, rounds + 1):
         print(f"round {round_number}/{rounds} ...", file=sys.stderr, flush=True)
+        # Every other round runs the scenarios last to first, so that drift
+        # within a round (a round takes tens of seconds) does not always
+        # favour the scenarios that come first.
+        order = ["--reverse-order"] if round_number % 2 == 0 else []
         subprocess.run(
             [
                 sys.executable,
@@ -50,6 +59,7 @@ def _run_rounds(rounds: int, output: Path, pyperf_args: list[str]) -> None:
                 "--quiet",
                 "--append",
                 str(output),
+                *order,
                 *pyperf_args,
             ],
             check=True,
@@ -58,7 +68,12 @@ def _run_rounds(rounds: int, output: Path, pyperf_args: list[str]) -> None:
 
 def _medians_us(output: Path) -> dict[str, float]:
     suite = pyperf.BenchmarkSuite.load(str(output))
-    return {bench.get_name(): statistics.median(bench.get_values()) * 1e6 for bench in suite.get_benchmarks()}
+    medians = {
+        bench.get_name(): statistics.median(bench.get_values()) * 1e6 for bench in suite.get_benchmarks()
+    }
+    # The table in the order the scenarios are declared, whichever order
+    # the first round ran them in.
+    return {name: medians[name] for name in SCENARIO_ORDER if name in medians} | medians
 
 
 def _report(medians: dict[str, float]) -> bool:
