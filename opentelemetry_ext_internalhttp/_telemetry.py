@@ -33,7 +33,7 @@ from opentelemetry.instrumentation._semconv import (
     _StabilityMode,
 )
 from opentelemetry.instrumentation.utils import http_status_to_status_code, is_http_instrumentation_enabled
-from opentelemetry.metrics import get_meter
+from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
 from opentelemetry.propagate import extract
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
@@ -69,7 +69,15 @@ from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY,
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
-from opentelemetry.trace import INVALID_SPAN, Span, SpanKind, Status, StatusCode
+from opentelemetry.trace import (
+    INVALID_SPAN,
+    NoOpTracer,
+    ProxyTracerProvider,
+    Span,
+    SpanKind,
+    Status,
+    StatusCode,
+)
 from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
@@ -88,10 +96,19 @@ from opentelemetry.util.http import (
 
 from opentelemetry_ext_internalhttp.version import __version__
 
+try:
+    # The global meter provider before an SDK is set. Private to the API, so
+    # its absence only turns the no-SDK shortcut off.
+    from opentelemetry.metrics._internal import _ProxyMeterProvider
+except ImportError:  # pragma: no cover - a future API may move it
+    _ProxyMeterProvider = None  # type: ignore[assignment,misc]
+
 _logger = logging.getLogger(__name__)
 
 _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 _OTHER_METHOD = "_OTHER"
+# The name of a span no SDK will ever see.
+_UNRECORDED_SPAN_NAME = "HTTP"
 _REDACTED = "REDACTED"
 # Every name in PARAMS_TO_REDACT contains one of these, so a query holding
 # none of them is left as sent without being split. "%" is one too: a name
@@ -107,6 +124,7 @@ _METHOD_CACHE_LIMIT = 64
 # but with OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS the method is
 # the client's: without a bound, every new method would be kept forever.
 _SPAN_NAME_CACHE_LIMIT = 512
+_HOST_CACHE_LIMIT = 256
 
 _T = TypeVar("_T")
 
@@ -132,8 +150,9 @@ class _RequestState(NamedTuple):
     span: Span
     token: Token[Context]
     start: float
-    attributes: dict
-    active_attributes: dict
+    # None when nothing records (no SDK behind the API): see _nothing_records.
+    attributes: Optional[dict]
+    active_attributes: Optional[dict]
     view: Optional[RequestView]
 
 
@@ -345,8 +364,17 @@ class _RequestTelemetry:
         )
         self._request_hook = request_hook
         self._response_hook = response_hook
+        self._hookless = request_hook is None and response_hook is None
+        # Whether an SDK stands behind the tracer and the meter: known now
+        # for explicit providers, asked per request for the global ones,
+        # which an SDK may be installed behind at any time.
+        self._tracer_is_noop = isinstance(self._tracer, NoOpTracer)
+        self._tracer_follows_global = tracer_provider is None
+        self._meter_is_noop = isinstance(meter, NoOpMeter)
+        self._meter_follows_global = meter_provider is None and _ProxyMeterProvider is not None
         self._methods: dict[str, str] = {}
         self._span_names: dict[tuple[str, Optional[str]], str] = {}
+        self._hosts: dict[str, tuple[str, Optional[int]]] = {}
         self._shared_attributes: dict[tuple[str, Optional[str], str], dict[str, Any]] = {}
 
     # -- the request ------------------------------------------------------
@@ -391,14 +419,6 @@ class _RequestTelemetry:
             return None
 
         lowered = _lower_headers(headers)
-        route = self._route(server, method, target)
-        normalized_method = self._normalize_method(method)
-        attributes = self._request_attributes(
-            method, normalized_method, route, url_path, query, lowered, connection
-        )
-        if self._captured_request_headers:
-            attributes.update(self._captured_headers(lowered, self._captured_request_headers, request=True))
-
         if trace.get_current_span() is INVALID_SPAN:
             parent = extract(lowered)
             kind = SpanKind.SERVER
@@ -407,6 +427,20 @@ class _RequestTelemetry:
             # span: nest under it instead of claiming a second one.
             parent = None
             kind = SpanKind.INTERNAL
+        if self._hookless and self._nothing_records():
+            # No SDK behind the API: only the trace context is kept, so that
+            # the handler's outgoing calls still carry the caller's trace.
+            span = self._tracer.start_span(_UNRECORDED_SPAN_NAME, context=parent, kind=kind)
+            token = context.attach(trace.set_span_in_context(span, parent))
+            return _RequestState(span, token, 0.0, None, None, None)
+
+        route = self._route(server, method, target)
+        normalized_method = self._normalize_method(method)
+        attributes = self._request_attributes(
+            method, normalized_method, route, url_path, query, lowered, connection
+        )
+        if self._captured_request_headers:
+            attributes.update(self._captured_headers(lowered, self._captured_request_headers, request=True))
         span = self._tracer.start_span(
             self._span_name(normalized_method, route), context=parent, kind=kind, attributes=attributes
         )
@@ -439,6 +473,13 @@ class _RequestTelemetry:
     def _finish(self, state: _RequestState, response: Any, error: Optional[BaseException]) -> None:
         span = state.span
         metric_attributes = state.attributes
+        if metric_attributes is None:
+            # Started by the no-SDK path: nothing to record, only to end.
+            try:
+                span.end()
+            finally:
+                context.detach(state.token)
+            return
         try:
             try:
                 if error is not None:
@@ -472,6 +513,16 @@ class _RequestTelemetry:
                     _logger.exception("internalhttp instrumentation failed to count an active request")
 
     # -- pieces -----------------------------------------------------------
+
+    def _nothing_records(self) -> bool:
+        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers)."""
+        traces_off = self._tracer_is_noop or (
+            self._tracer_follows_global and isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+        )
+        return traces_off and (
+            self._meter_is_noop
+            or (self._meter_follows_global and isinstance(get_meter_provider(), _ProxyMeterProvider))
+        )
 
     def _route(self, server: Any, method: Any, target: Any) -> Optional[str]:
         try:
@@ -548,7 +599,7 @@ class _RequestTelemetry:
         address: Any
         port: Any
         if host:
-            address, port = _split_host(host.split(",", 1)[0])
+            address, port = self._split_host(host)
             if self._report_old:
                 attributes[HTTP_HOST] = host
             if port is None:
@@ -583,6 +634,15 @@ class _RequestTelemetry:
             for key in self._protocol_keys:
                 attributes[key] = protocol_version
         return attributes
+
+    def _split_host(self, host: str) -> tuple[str, Optional[int]]:
+        split = self._hosts.get(host)
+        if split is None:
+            split = _split_host(host.split(",", 1)[0])
+            # The Host header is the client's to vary, so the cache is bounded.
+            if len(self._hosts) < _HOST_CACHE_LIMIT:
+                self._hosts[host] = split
+        return split
 
     def _route_attributes(self, normalized_method: str, route: Optional[str], scheme: str) -> dict[str, Any]:
         """The attributes every request with this method, route and scheme shares."""

@@ -96,3 +96,25 @@ def test_capturing_all_methods_keeps_what_the_instrumentation_remembers_per_meth
     telemetry = _telemetry_of(server)  # white box: the caches are the point here
     assert len(telemetry._methods) < REQUESTS // 2
     assert len(telemetry._span_names) < REQUESTS // 2
+    assert len(telemetry._shared_attributes) < REQUESTS // 2
+
+
+def test_thousands_of_host_headers_are_each_recorded_while_what_is_remembered_stays_bounded(
+    instrumentor: Any, providers: dict[str, Any], span_exporter: InMemorySpanExporter
+) -> None:
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    server.add_route("/items/<item_id>", lambda headers, body, item_id: {"status": 200})
+
+    for item in range(REQUESTS):
+        server.handle_request("GET", "/items/1", {"Host": f"h{item}.example:{1000 + item}"}, b"")
+
+    spans = span_exporter.get_finished_spans()
+    assert (spans[0].attributes["net.host.name"], spans[0].attributes["net.host.port"]) == (
+        "h0.example",
+        1000,
+    )
+    assert spans[-1].attributes["net.host.name"] == f"h{REQUESTS - 1}.example"
+    assert spans[-1].attributes["net.host.port"] == 1000 + REQUESTS - 1
+    telemetry = _telemetry_of(server)  # white box: the cache is the point here
+    assert len(telemetry._hosts) < REQUESTS // 2

@@ -126,3 +126,41 @@ def test_nothing_is_logged_as_an_error_with_no_op_providers(
         if record.levelno >= logging.ERROR
     ]
     assert errors == []
+
+
+def _trace_context_seen_by_handler(server_factory: Any) -> tuple[Any, Any]:
+    """Dispatch one request carrying TRACEPARENT; return the span context inside the handler and after."""
+    from opentelemetry import trace
+
+    seen: dict[str, Any] = {}
+
+    def handler(headers: Any, body: Any) -> Any:
+        seen["inside"] = trace.get_current_span().get_span_context()
+        return {"status": 200}
+
+    server = server_factory()
+    server.add_route("/traced", handler)
+    server.handle_request("GET", "/traced", {"TraceParent": TRACEPARENT}, b"")
+    return seen["inside"], trace.get_current_span().get_span_context()
+
+
+@pytest.mark.parametrize(
+    "providers",
+    [
+        {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()},
+        {},  # the global providers, with no SDK ever installed behind them
+    ],
+    ids=["no-op providers", "unset global providers"],
+)
+def test_with_no_sdk_the_handler_still_runs_in_the_callers_trace_context(
+    instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any]
+) -> None:
+    from opentelemetry import trace
+
+    instrumentor.instrument(**providers)
+
+    inside, after = _trace_context_seen_by_handler(lambda: internalhttp.server.InternalHTTPServer("shop"))
+
+    assert inside.trace_id == int("1" * 32, 16)
+    assert inside.span_id == int("2" * 16, 16)
+    assert after == trace.INVALID_SPAN.get_span_context()
