@@ -179,7 +179,8 @@ def _lower_headers(headers: Any) -> dict[str, str]:
     if not headers:
         return {}
     pairs: Iterable[Any]
-    if isinstance(headers, Mapping):
+    # A dict is the common case, and cheaper to recognise than any Mapping.
+    if type(headers) is dict or isinstance(headers, Mapping):
         pairs = headers.items()
     else:
         try:
@@ -194,12 +195,13 @@ def _lower_headers(headers: Any) -> dict[str, str]:
             name, value = pair
         except (TypeError, ValueError):
             continue
-        if isinstance(name, bytes):
-            name = name.decode("latin-1")
-        elif not isinstance(name, str):
-            continue
+        if type(name) is not str:
+            if isinstance(name, bytes):
+                name = name.decode("latin-1")
+            elif not isinstance(name, str):
+                continue
         key = name.lower()
-        text = _header_value(value)
+        text = value if type(value) is str else _header_value(value)
         lowered[key] = f"{lowered[key]},{text}" if key in lowered else text
     return lowered
 
@@ -702,7 +704,7 @@ class _RequestTelemetry:
         return captured
 
     def _record_response(self, span: Span, metric_attributes: dict[str, Any], response: Any) -> None:
-        if not isinstance(response, Mapping):
+        if type(response) is not dict and not isinstance(response, Mapping):
             # Not a response dict: the status the client will see is decided
             # by the serving layer, so none is claimed here.
             return
