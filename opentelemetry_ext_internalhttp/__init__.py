@@ -112,10 +112,23 @@ What is recorded
 - The values of ``AWSAccessKeyId``, ``Signature``, ``sig`` and
   ``X-Goog-Signature`` in the query become ``REDACTED``.
 - Metrics carry only bounded attributes: method, scheme, route, status code,
-  ``error.type``, protocol version (and, in the old conventions, the host),
-  never the path or the query. An excluded or suppressed request
+  ``error.type``, protocol version (and, in the old conventions,
+  ``net.host.name`` / ``net.host.port``, as those conventions require), never
+  the path, the query or the raw ``Host`` header. ``url.scheme`` believes a
+  proxy's ``X-Forwarded-Proto`` / ``Forwarded: proto=`` only for ``http`` and
+  ``https``. The duration is recorded inside the span's context, so its
+  exemplars link to the trace. An excluded or suppressed request
   (``suppress_instrumentation()``, ``suppress_http_instrumentation()``)
   records nothing at all.
+- A handler that raises gets no status code: the 500 is the serving layer's
+  answer, sent after ``handle_request`` has raised. ``error.type`` (stable
+  conventions) and the span's ERROR status mark it instead.
+- With no SDK behind the API (no provider passed and none installed, or
+  no-op providers) and no hooks, only the trace context is carried: the
+  handler still runs in the caller's trace, and no attribute is computed.
+- An invalid regular expression in ``excluded_urls`` or in one of the
+  environment variables above makes ``instrument()`` / ``instrument_app()``
+  raise ``ValueError`` naming the setting.
 
 Limitations
 -----------
