@@ -264,6 +264,11 @@ def _first_forwarded_for(headers: Mapping[str, str]) -> Optional[str]:
     return None
 
 
+def _setting(variable: str) -> str:
+    """How an environment setting is named in an error: ``NAME='value'``."""
+    return f"{variable}={os.environ.get(variable)!r}"
+
+
 def _checked(setting: str, build: Callable[[Any], _T], patterns: Any) -> _T:
     """``build(patterns)``, with an invalid regular expression reported as a ValueError naming ``setting``."""
     try:
@@ -341,7 +346,7 @@ class _RequestTelemetry:
 
         if excluded_urls is None:
             variable = next((name for name in _EXCLUDED_URLS_VARIABLES if os.environ.get(name)), "")
-            excluded = _checked(f"{variable}={os.environ.get(variable)!r}", get_excluded_urls, "INTERNALHTTP")
+            excluded = _checked(_setting(variable), get_excluded_urls, "INTERNALHTTP")
         else:
             excluded = _checked(f"excluded_urls={excluded_urls!r}", parse_excluded_urls, excluded_urls)
         self._excluded: Optional[ExcludeList] = excluded if excluded._excluded_urls else None
@@ -357,12 +362,11 @@ class _RequestTelemetry:
         ):
             # util-http compiles these on every request; a bad one is
             # reported here, once, instead of failing every request.
-            _checked(f"{variable}={os.environ.get(variable)!r}", re.compile, "|".join(patterns))
-        sanitize_fields = get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)
+            _checked(_setting(variable), re.compile, "|".join(patterns))
         self._sanitizer = _checked(
-            f"{OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS}={os.environ.get(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS)!r}",
+            _setting(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
             SanitizeValue,
-            sanitize_fields,
+            get_custom_headers(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS),
         )
         self._request_hook = request_hook
         self._response_hook = response_hook
