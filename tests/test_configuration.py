@@ -98,58 +98,44 @@ def test_paths_matching_the_internalhttp_excluded_urls_are_not_traced(
     assert traced_paths(span_exporter) == ["/orders"]
 
 
-def test_the_generic_excluded_urls_apply_when_no_internalhttp_specific_ones_are_set(
+@pytest.mark.parametrize(
+    ("specific", "generic", "argument", "traced"),
+    [
+        pytest.param(
+            None, "healthz", None, ["/orders"], id="the generic variable applies when no specific one is set"
+        ),
+        pytest.param(
+            "orders", "healthz", None, ["/healthz"], id="the internalhttp variable wins over the generic one"
+        ),
+        pytest.param(
+            "healthz", "healthz", "orders", ["/healthz"], id="the excluded_urls argument wins over both"
+        ),
+    ],
+)
+def test_the_most_specific_excluded_urls_setting_applies(
     instrumentor: Any,
     providers: dict[str, Any],
     make_shop: Any,
     span_exporter: InMemorySpanExporter,
     monkeypatch: pytest.MonkeyPatch,
+    specific: Any,
+    generic: str,
+    argument: Any,
+    traced: list[str],
 ) -> None:
-    monkeypatch.delenv(SPECIFIC_EXCLUDED, raising=False)
-    monkeypatch.setenv(GENERIC_EXCLUDED, "healthz")
-    instrumentor.instrument(**providers)
+    if specific is None:
+        monkeypatch.delenv(SPECIFIC_EXCLUDED, raising=False)
+    else:
+        monkeypatch.setenv(SPECIFIC_EXCLUDED, specific)
+    monkeypatch.setenv(GENERIC_EXCLUDED, generic)
+    config = {} if argument is None else {"excluded_urls": argument}
+    instrumentor.instrument(**config, **providers)
     server = make_shop()
 
     server.handle_request("GET", "/healthz", {}, b"")
     server.handle_request("GET", "/orders", {}, b"")
 
-    assert traced_paths(span_exporter) == ["/orders"]
-
-
-def test_the_internalhttp_specific_excluded_urls_win_over_the_generic_ones(
-    instrumentor: Any,
-    providers: dict[str, Any],
-    make_shop: Any,
-    span_exporter: InMemorySpanExporter,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(SPECIFIC_EXCLUDED, "orders")
-    monkeypatch.setenv(GENERIC_EXCLUDED, "healthz")
-    instrumentor.instrument(**providers)
-    server = make_shop()
-
-    server.handle_request("GET", "/healthz", {}, b"")
-    server.handle_request("GET", "/orders", {}, b"")
-
-    assert traced_paths(span_exporter) == ["/healthz"]
-
-
-def test_the_excluded_urls_argument_wins_over_the_environment(
-    instrumentor: Any,
-    providers: dict[str, Any],
-    make_shop: Any,
-    span_exporter: InMemorySpanExporter,
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.setenv(SPECIFIC_EXCLUDED, "healthz")
-    monkeypatch.setenv(GENERIC_EXCLUDED, "healthz")
-    instrumentor.instrument(excluded_urls="orders", **providers)
-    server = make_shop()
-
-    server.handle_request("GET", "/healthz", {}, b"")
-    server.handle_request("GET", "/orders", {}, b"")
-
-    assert traced_paths(span_exporter) == ["/healthz"]
+    assert traced_paths(span_exporter) == traced
 
 
 def test_excluded_urls_are_matched_against_the_path_never_the_query(
