@@ -112,9 +112,9 @@ What is recorded
 - The values of ``AWSAccessKeyId``, ``Signature``, ``sig`` and
   ``X-Goog-Signature`` in the query become ``REDACTED``.
 - Metrics carry only bounded attributes: method, scheme, route, status code,
-  ``error.type``, protocol version (and, in the old conventions,
-  ``net.host.name`` / ``net.host.port``, as those conventions require), never
-  the path, the query or the raw ``Host`` header. ``url.scheme`` believes a
+  ``error.type``, protocol version (and, in the old conventions, the host as
+  their schema 1.11.0 lists it: ``http.host``, ``net.host.name``,
+  ``net.host.port``), never the path or the query. ``url.scheme`` believes a
   proxy's ``X-Forwarded-Proto`` / ``Forwarded: proto=`` only for ``http`` and
   ``https``. The duration is recorded inside the span's context, so its
   exemplars link to the trace. An excluded or suppressed request

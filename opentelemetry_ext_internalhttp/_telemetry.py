@@ -320,15 +320,13 @@ class _RequestTelemetry:
         )
         # Metric attributes are the bounded subset of the span's: never the
         # path, the query or anything else a client can vary at will. The
-        # raw Host header (http.host) is left out of the old ones too: the
-        # old conventions' metrics name the host by net.host.name/port.
-        self._duration_ms_keys = tuple(
-            key for key in (*_server_duration_attrs_old, HTTP_ROUTE) if key != HTTP_HOST
-        )
+        # old ones are those of the conventions their schema (1.11.0) names,
+        # host included, plus the route.
+        self._duration_ms_keys = (*_server_duration_attrs_old, HTTP_ROUTE)
         self._duration_s_keys = tuple(_server_duration_attrs_new)
         active_keys: list[str] = []
         if self._report_old:
-            active_keys += [key for key in _server_active_requests_count_attrs_old if key != HTTP_HOST]
+            active_keys += _server_active_requests_count_attrs_old
         if self._report_new:
             active_keys += _server_active_requests_count_attrs_new
         self._active_keys = tuple(active_keys)
