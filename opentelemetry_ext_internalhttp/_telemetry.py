@@ -264,6 +264,11 @@ def _first_forwarded_for(headers: Mapping[str, str]) -> Optional[str]:
     return None
 
 
+def _pick(attributes: Mapping[str, Any], keys: tuple[str, ...]) -> dict[str, Any]:
+    """The metric attributes: those of ``keys`` that ``attributes`` has."""
+    return {key: attributes[key] for key in keys if key in attributes}
+
+
 def _setting(variable: str) -> str:
     """How an environment setting is named in an error: ``NAME='value'``."""
     return f"{variable}={os.environ.get(variable)!r}"
@@ -376,6 +381,7 @@ class _RequestTelemetry:
         self._tracer_follows_global = tracer_provider is None
         self._meter_is_noop = isinstance(meter, NoOpMeter)
         self._meter_follows_global = meter_provider is None and _ProxyMeterProvider is not None
+        self._capture_all_methods = bool(os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS))
         self._methods: dict[str, str] = {}
         self._span_names: dict[tuple[str, Optional[str]], str] = {}
         self._hosts: dict[str, tuple[str, Optional[int]]] = {}
@@ -448,7 +454,7 @@ class _RequestTelemetry:
         span = self._tracer.start_span(
             self._span_name(normalized_method, route), context=parent, kind=kind, attributes=attributes
         )
-        active_attributes = {key: attributes[key] for key in self._active_keys if key in attributes}
+        active_attributes = _pick(attributes, self._active_keys)
         # Counted outside the span's context (here, and after it is detached
         # in _finish): an exemplar of a +1 or -1 says nothing, and offering
         # one costs as much as the count itself. The duration is recorded
@@ -550,8 +556,7 @@ class _RequestTelemetry:
                 # "po\u017ft" whose upper() is "POST", is not a GET/POST. The
                 # conventions want _OTHER unless it is exactly a known method
                 # (or, when all methods are captured, the method as sent).
-                capture_all = os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)
-                normalized = method if capture_all else _OTHER_METHOD
+                normalized = method if self._capture_all_methods else _OTHER_METHOD
             if len(self._methods) < _METHOD_CACHE_LIMIT:
                 self._methods[method] = normalized
         return normalized
@@ -730,10 +735,7 @@ class _RequestTelemetry:
         recording = span.is_recording()
         if code < 0:
             # Not an integer: the status itself is the error's type.
-            if self._report_new:
-                metric_attributes[ERROR_TYPE] = status
-                if recording:
-                    span.set_attribute(ERROR_TYPE, status)
+            self._record_error_type(span, metric_attributes, status, recording)
             if recording:
                 span.set_status(Status(StatusCode.ERROR, f"Non-integer HTTP status: {status}"))
             return
@@ -743,32 +745,30 @@ class _RequestTelemetry:
             if recording:
                 span.set_attribute(key, code)
         if is_error:
-            if self._report_new:
-                metric_attributes[ERROR_TYPE] = status
-                if recording:
-                    span.set_attribute(ERROR_TYPE, status)
+            self._record_error_type(span, metric_attributes, status, recording)
             if recording:
                 span.set_status(Status(StatusCode.ERROR))
 
-    def _record_exception(self, span: Span, metric_attributes: dict[str, Any], error: BaseException) -> None:
-        error_type = type(error).__qualname__
+    def _record_error_type(
+        self, span: Span, metric_attributes: dict[str, Any], error_type: str, recording: bool
+    ) -> None:
+        # error.type exists only in the stable conventions.
         if self._report_new:
             metric_attributes[ERROR_TYPE] = error_type
-        if span.is_recording():
-            if self._report_new:
+            if recording:
                 span.set_attribute(ERROR_TYPE, error_type)
+
+    def _record_exception(self, span: Span, metric_attributes: dict[str, Any], error: BaseException) -> None:
+        error_type = type(error).__qualname__
+        recording = span.is_recording()
+        self._record_error_type(span, metric_attributes, error_type, recording)
+        if recording:
             span.record_exception(error)
             span.set_status(Status(StatusCode.ERROR, f"{error_type}: {error}"))
 
     def _record_duration(self, state: _RequestState, metric_attributes: dict[str, Any]) -> None:
         duration_s = max(default_timer() - state.start, 0.0)
         if self._duration_s is not None:
-            self._duration_s.record(
-                duration_s,
-                {key: metric_attributes[key] for key in self._duration_s_keys if key in metric_attributes},
-            )
+            self._duration_s.record(duration_s, _pick(metric_attributes, self._duration_s_keys))
         if self._duration_ms is not None:
-            self._duration_ms.record(
-                duration_s * 1000.0,
-                {key: metric_attributes[key] for key in self._duration_ms_keys if key in metric_attributes},
-            )
+            self._duration_ms.record(duration_s * 1000.0, _pick(metric_attributes, self._duration_ms_keys))
