@@ -165,16 +165,19 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Collection
-from typing import Any, ClassVar, Optional
+from typing import Any, Callable, ClassVar, Optional
 
 import internalhttp
 import internalhttp.server
+from internalhttp.response import Outcome
+from internalhttp.server import Request
 from opentelemetry.instrumentation._semconv import (
     _get_semconv_opt_in_modes,
     _OpenTelemetryStabilitySignalType,
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 
+from opentelemetry_ext_internalhttp._config import read_settings
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
     RequestView,
@@ -197,11 +200,10 @@ _CLASS_BINDINGS = (
     ("internalhttp", "InternalHTTPServer"),
 )
 
-# The key under which a server's own telemetry lives in its __dict__:
-# a _RequestTelemetry from instrument_app, or None after uninstrument_app.
+# A server's own telemetry lives in its __dict__ under this key: a
+# _RequestTelemetry from instrument_app, or None after uninstrument_app.
+# Without the key, a server follows its class (see _telemetry_of).
 _INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
-# What a server without its own telemetry "has": the class's.
-_FOLLOW_CLASS = object()
 
 
 def _build_telemetry(
@@ -217,19 +219,24 @@ def _build_telemetry(
     ]
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,
+        settings=read_settings(excluded_urls=excluded_urls),
         tracer_provider=tracer_provider,
         meter_provider=meter_provider,
-        excluded_urls=excluded_urls,
         request_hook=request_hook,
         response_hook=response_hook,
     )
 
 
 def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
-    """What ``server`` records with now, or None when it is not instrumented."""
-    own = vars(server)
+    """What ``server`` records with now, or None when it is not instrumented.
+
+    The one reader of the state: a server's own setting (instrument_app,
+    uninstrument_app) wins; otherwise a server of the replacement class
+    follows the class, switched by instrument() and uninstrument().
+    """
+    own = server.__dict__
     if _INSTANCE_TELEMETRY in own:
-        return own[_INSTANCE_TELEMETRY]
+        return own[_INSTANCE_TELEMETRY]  # type: ignore[no-any-return]
     if isinstance(server, _InstrumentedInternalHTTPServer):
         return _InstrumentedInternalHTTPServer._class_telemetry
     return None
@@ -247,19 +254,46 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
         return _telemetry_of(self) is not None
 
     def handle_request(
-        self, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
+        self,
+        method: Any,
+        path: Any,
+        headers: Any = None,
+        body: Any = b"",
+        *,
+        connection: Any = None,
     ) -> Any:
-        # _telemetry_of, inlined: this runs on every request.
-        telemetry = self.__dict__.get(_INSTANCE_TELEMETRY, _FOLLOW_CLASS)
-        if telemetry is _FOLLOW_CLASS:
-            telemetry = _InstrumentedInternalHTTPServer._class_telemetry
+        telemetry = _telemetry_of(self)
         if telemetry is None:
-            return super().handle_request(method, path, headers, body, **kwargs)
-        return telemetry.handle(self, super().handle_request, method, path, headers, body, kwargs)
+            return super().handle_request(method, path, headers, body, connection=connection)
+        return telemetry.handle_request(self, method, path, headers, body, connection, self.dispatch)
+
+    def respond(self, request: Request, body: Any = b"", *, raise_exceptions: bool = False) -> Outcome:
+        telemetry = _telemetry_of(self)
+        if telemetry is None:
+            return super().respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
+        return telemetry.respond(self, request, body, raise_exceptions, super().respond)
+
+
+def _answer_of(server: Any) -> Callable[[Request, Any], Any]:
+    """How to answer a prepared request the way ``server``'s own class would.
+
+    The framework's ``dispatch`` when the class keeps the framework's
+    ``handle_request``; the class's override otherwise, so that it still runs.
+    """
+    own_handle_request = type(server).handle_request
+    if own_handle_request is _OriginalInternalHTTPServer.handle_request:
+        return server.dispatch  # type: ignore[no-any-return]
+
+    def answer(request: Request, body: Any) -> Any:
+        return own_handle_request(
+            server, request.method, request.target, request.headers, body, connection=request.connection
+        )
+
+    return answer
 
 
 def _instance_handle_request(
-    server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
+    server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", *, connection: Any = None
 ) -> Any:
     """``handle_request`` of a server of the original class, after ``instrument_app``.
 
@@ -268,12 +302,26 @@ def _instance_handle_request(
     also the server: code that keeps only ``server.handle_request`` (as a
     serving layer may) must keep the server alive, as the plain method does.
     """
-    # The class's own method, so a user subclass's override still runs.
-    dispatch = type(server).handle_request.__get__(server)
-    telemetry = vars(server).get(_INSTANCE_TELEMETRY)
+    telemetry = _telemetry_of(server)
+    answer = _answer_of(server)
     if telemetry is None:
-        return dispatch(method, path, headers, body, **kwargs)
-    return telemetry.handle(server, dispatch, method, path, headers, body, kwargs)
+        return answer(server.prepare(method, path, headers, connection), body)
+    return telemetry.handle_request(server, method, path, headers, body, connection, answer)
+
+
+def _instance_respond(
+    server: Any, request: Request, body: Any = b"", *, raise_exceptions: bool = False
+) -> Outcome:
+    """``respond`` of a server of the original class, after ``instrument_app``."""
+    respond = type(server).respond.__get__(server)
+    telemetry = _telemetry_of(server)
+    if telemetry is None:
+        return respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
+    return telemetry.respond(server, request, body, raise_exceptions, respond)
+
+
+# The instance attributes instrument_app sets on a server of another class.
+_INSTANCE_METHODS = {"handle_request": _instance_handle_request, "respond": _instance_respond}
 
 
 class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -328,8 +376,9 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         setattr(server, _INSTANCE_TELEMETRY, telemetry)
         if not isinstance(server, _InstrumentedInternalHTTPServer):
             # Instance attributes shadow the class's, so this reaches every
-            # caller of server.handle_request and leaves the class untouched.
-            server.handle_request = _instance_handle_request.__get__(server)
+            # caller of the two seams and leaves the class untouched.
+            for name, function in _INSTANCE_METHODS.items():
+                setattr(server, name, function.__get__(server))
             server._is_instrumented_by_opentelemetry = True
 
     @staticmethod
@@ -343,6 +392,6 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             setattr(server, _INSTANCE_TELEMETRY, None)
         else:
             own = vars(server)
-            own.pop("handle_request", None)
-            own.pop(_INSTANCE_TELEMETRY, None)
+            for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY):
+                own.pop(name, None)
             server._is_instrumented_by_opentelemetry = False

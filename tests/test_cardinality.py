@@ -13,7 +13,7 @@ from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATU
 from opentelemetry.util.http import OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
 from otel_testing import metric_points
 
-from opentelemetry_ext_internalhttp import _telemetry_of
+from opentelemetry_ext_internalhttp._methods import CAPTURED_METHODS_LIMIT
 
 REQUESTS = 2_000
 DURATION = {"": "http.server.duration", "http": "http.server.request.duration"}
@@ -74,14 +74,15 @@ def test_thousands_of_unknown_methods_make_one_span_name_and_one_duration_stream
 
 
 @pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
-def test_capturing_all_methods_keeps_what_the_instrumentation_remembers_per_method_bounded(
+def test_capturing_all_methods_keeps_a_bounded_number_of_them_and_records_the_rest_as_other(
     instrumentor: Any,
     providers: dict[str, Any],
     span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     # Opting in to every method makes span names follow what clients send;
-    # the instrumentation's own memory must not grow with it.
+    # the method is a metric attribute, so only so many are kept as sent.
     monkeypatch.setenv(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS, "true")
     instrumentor.instrument(**providers)
     server = internalhttp.server.InternalHTTPServer("shop")
@@ -90,17 +91,21 @@ def test_capturing_all_methods_keeps_what_the_instrumentation_remembers_per_meth
     for item in range(REQUESTS):
         server.handle_request(f"M{item}", "/items/1", {}, b"")
 
-    spans = span_exporter.get_finished_spans()
-    assert spans[0].name == "M0 /items/<item_id>"
-    assert spans[-1].name == f"M{REQUESTS - 1} /items/<item_id>"
-    telemetry = _telemetry_of(server)  # white box: the caches are the point here
-    assert len(telemetry._methods) < REQUESTS // 2
-    assert len(telemetry._span_names) < REQUESTS // 2
-    assert len(telemetry._shared_attributes) < REQUESTS // 2
+    names = [span.name for span in span_exporter.get_finished_spans()]
+    assert names[0] == "M0 /items/<item_id>"
+    assert names[-1] == "HTTP /items/<item_id>"
+    kept = {
+        point.attributes["http.request.method"] for point in metric_points(metric_reader, DURATION["http"])
+    }
+    assert len(kept) == CAPTURED_METHODS_LIMIT + 1  # and _OTHER
+    assert "_OTHER" in kept
 
 
-def test_thousands_of_host_headers_are_each_recorded_while_what_is_remembered_stays_bounded(
-    instrumentor: Any, providers: dict[str, Any], span_exporter: InMemorySpanExporter
+def test_thousands_of_host_headers_are_each_recorded_on_their_span_and_open_no_metric_stream(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
 ) -> None:
     instrumentor.instrument(**providers)
     server = internalhttp.server.InternalHTTPServer("shop")
@@ -116,5 +121,5 @@ def test_thousands_of_host_headers_are_each_recorded_while_what_is_remembered_st
     )
     assert spans[-1].attributes["net.host.name"] == f"h{REQUESTS - 1}.example"
     assert spans[-1].attributes["net.host.port"] == 1000 + REQUESTS - 1
-    telemetry = _telemetry_of(server)  # white box: the cache is the point here
-    assert len(telemetry._hosts) < REQUESTS // 2
+    assert len(metric_points(metric_reader, DURATION[""])) == 1
+    assert len(metric_points(metric_reader, "http.server.active_requests")) == 1

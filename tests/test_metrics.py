@@ -44,6 +44,7 @@ from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_PEER_PORT,
     NETWORK_PROTOCOL_VERSION,
 )
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 from otel_testing import metric_points, one_server_span, point_attributes
@@ -205,20 +206,18 @@ def test_the_stable_duration_carries_method_scheme_route_status_and_protocol_ver
 
 
 @OLD
-def test_the_old_duration_carries_method_scheme_status_flavor_host_and_route(
+def test_the_old_duration_carries_method_scheme_status_flavor_and_route_but_no_client_chosen_host(
     shop: Any, metric_reader: InMemoryMetricReader
 ) -> None:
     shop.handle_request("GET", "/users/42?verbose=1", HEADERS, b"", connection=SOCKET)
 
+    # The Host header is the client's to choose: on the span, never on a metric.
     assert point_attributes(metric_reader, OLD_DURATION) == [
         {
             HTTP_METHOD: "GET",
             HTTP_SCHEME: "http",
             HTTP_STATUS_CODE: 200,
             HTTP_FLAVOR: "1.1",
-            HTTP_HOST: "shop.example:8080",
-            NET_HOST_NAME: "shop.example",
-            NET_HOST_PORT: 8080,
             HTTP_ROUTE: "/users/<user_id>",
         }
     ]
@@ -240,16 +239,27 @@ UNBOUNDED_KEYS = {
     USER_AGENT_ORIGINAL,
     HTTP_USER_AGENT,
     HTTP_REQUEST_METHOD_ORIGINAL,
+    # The host is the client's to choose (Host, X-Forwarded-Host, Forwarded).
+    HTTP_HOST,
+    NET_HOST_NAME,
+    NET_HOST_PORT,
+    SERVER_ADDRESS,
+    SERVER_PORT,
 }
 
 
 @ALL_MODES
-def test_metric_attributes_never_hold_the_path_the_query_or_the_client(
+def test_metric_attributes_never_hold_the_path_the_query_the_host_or_the_client(
     shop: Any, metric_reader: InMemoryMetricReader
 ) -> None:
     for user in range(5):
         connection = internalhttp.ConnectionInfo(client_address=f"192.0.2.{user}", client_port=40000 + user)
-        headers = {**HEADERS, "User-Agent": f"agent/{user}", "X-Forwarded-For": f"203.0.113.{user}"}
+        headers = {
+            **HEADERS,
+            "Host": f"h{user}.example:{8000 + user}",
+            "User-Agent": f"agent/{user}",
+            "X-Forwarded-For": f"203.0.113.{user}",
+        }
         shop.handle_request("GET", f"/users/u{user}?token=t{user}", headers, b"", connection=connection)
 
     for name in (NEW_DURATION, OLD_DURATION, ACTIVE):
@@ -306,15 +316,15 @@ def test_the_scheme_on_metrics_stays_bounded_whatever_x_forwarded_proto_clients_
 
 
 @STABLE
-def test_a_handler_exception_is_recorded_on_the_duration_as_error_type_without_status_code(
+def test_a_handler_exception_is_recorded_on_the_duration_as_error_type_with_the_500_sent(
     shop: Any, metric_reader: InMemoryMetricReader
 ) -> None:
     with pytest.raises(Inventory.OutOfStock):
         shop.handle_request("GET", "/out-of-stock", {}, b"")
 
     attributes = only_point(metric_reader, NEW_DURATION).attributes
-    assert attributes[ERROR_TYPE] == "Inventory.OutOfStock"
-    assert HTTP_RESPONSE_STATUS_CODE not in attributes
+    assert attributes[ERROR_TYPE] == f"{Inventory.__module__}.Inventory.OutOfStock"
+    assert attributes[HTTP_RESPONSE_STATUS_CODE] == 500
 
 
 @STABLE
@@ -336,7 +346,7 @@ def test_a_successful_response_carries_no_error_type(shop: Any, metric_reader: I
 
 
 @OLD
-def test_the_old_conventions_still_time_a_request_whose_handler_raised(
+def test_the_old_conventions_time_a_request_whose_handler_raised_with_the_500_sent(
     shop: Any, metric_reader: InMemoryMetricReader
 ) -> None:
     with pytest.raises(Inventory.OutOfStock):
@@ -344,7 +354,8 @@ def test_the_old_conventions_still_time_a_request_whose_handler_raised(
 
     point = only_point(metric_reader, OLD_DURATION)
     assert point.count == 1
-    assert HTTP_STATUS_CODE not in point.attributes
+    # The old conventions have no error.type: the 500 is what marks the failure.
+    assert point.attributes[HTTP_STATUS_CODE] == 500
     assert ERROR_TYPE not in point.attributes
 
 
@@ -370,7 +381,7 @@ def test_a_request_whose_span_is_sampled_out_is_still_measured_with_its_status_a
     ("semconv_mode", "expected_attributes"),
     [
         ("http", {HTTP_REQUEST_METHOD: "GET", URL_SCHEME: "http"}),
-        ("", {HTTP_METHOD: "GET", HTTP_SCHEME: "http", HTTP_HOST: "shop.example:8080", HTTP_FLAVOR: "1.1"}),
+        ("", {HTTP_METHOD: "GET", HTTP_SCHEME: "http", HTTP_FLAVOR: "1.1"}),
     ],
     indirect=["semconv_mode"],
     ids=["stable", "old"],

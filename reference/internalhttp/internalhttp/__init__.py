@@ -17,7 +17,9 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any, List
 
-from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Route, RouteMatch
+from internalhttp.response import Outcome
+from internalhttp.routing import Route, RouteMatch, compile_path, split_target
+from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Request
 from internalhttp.version import __version__
 
 if TYPE_CHECKING:
@@ -28,12 +30,16 @@ __all__ = [
     "ConnectionInfo",
     "Headers",
     "InternalHTTPServer",
+    "Outcome",
+    "Request",
     "Route",
     "RouteMatch",
     "RunningServer",
     "__version__",
+    "compile_path",
     "make_wsgi_app",
     "serve",
+    "split_target",
 ]
 
 # The serving layers are imported on first use (PEP 562), so that

@@ -25,7 +25,15 @@ from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, NamedTuple, Opti
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
     from internalhttp.server import ConnectionInfo, InternalHTTPServer
 
-__all__ = ["NormalizedResponse", "dispatch", "internal_server_error", "normalize_response"]
+__all__ = [
+    "NormalizedResponse",
+    "Outcome",
+    "dispatch",
+    "internal_server_error",
+    "log_failure",
+    "normalize_response",
+    "response_for",
+]
 
 logger = logging.getLogger("internalhttp")
 
@@ -188,6 +196,44 @@ def internal_server_error() -> NormalizedResponse:
     return NormalizedResponse(status, list(headers), body)
 
 
+class Outcome(NamedTuple):
+    """How one request ended: the response the client receives, and why.
+
+    ``value`` is what ``handle_request`` returned (``None`` if it raised)
+    and ``error`` the exception it, or the translation of its value into a
+    response, raised; the response is then the 500 every serving layer sends.
+    """
+
+    response: NormalizedResponse
+    value: Any = None
+    error: Optional[Exception] = None
+
+
+def response_for(value: Any) -> Outcome:
+    """The response a client receives when a handler returns ``value``.
+
+    The one rule every serving layer applies: :func:`normalize_response`,
+    or the 500 response when the value cannot be sent (``error`` then says
+    why). Code that holds a handler's value rather than the response sent
+    (telemetry of a direct ``handle_request`` call) asks it too.
+
+    >>> response_for({"status": 200.0}).response.status, response_for(None).response.status
+    (200, 204)
+    >>> outcome = response_for({"status": "teapot"})
+    >>> outcome.response.status, type(outcome.error).__name__
+    (500, 'ValueError')
+    """
+    try:
+        return Outcome(normalize_response(value), value)
+    except Exception as error:
+        return Outcome(internal_server_error(), value, error)
+
+
+def log_failure(method: str, target: str, error: BaseException) -> None:
+    """Log ``error`` as the failure of one request, with its traceback."""
+    logger.error("internalhttp: error while handling %s %s", method, target, exc_info=error)
+
+
 def dispatch(
     server: InternalHTTPServer,
     method: str,
@@ -196,19 +242,15 @@ def dispatch(
     body: bytes,
     connection: Optional[ConnectionInfo],
 ) -> NormalizedResponse:
-    """Call ``server.handle_request`` and normalise its result, never raising.
+    """Serve one request with ``server`` and return the response to send, never raising.
 
-    This is the common tail of the socket server and the WSGI adapter: any
-    ``Exception`` from the handler or from :func:`normalize_response` is
-    logged on the ``internalhttp`` logger with its traceback and becomes a
-    500, so that one failing request never takes a connection or a worker
-    down with it. ``server`` is whatever object the caller was given; the
-    class is never looked up here, so a subclass swapped in at run time (by
+    This is the common tail of the socket server and the WSGI adapter; see
+    :meth:`InternalHTTPServer.serve_request`. Any ``Exception`` from the
+    handler or from :func:`normalize_response` is logged on the
+    ``internalhttp`` logger with its traceback and becomes a 500, so that
+    one failing request never takes a connection or a worker down with it.
+    ``server`` is whatever object the caller was given; the class is never
+    looked up here, so a subclass swapped in at run time (by
     instrumentation) is honoured.
     """
-    try:
-        value = server.handle_request(method, path, headers, body, connection=connection)
-        return normalize_response(value)
-    except Exception:
-        logger.exception("internalhttp: error while handling %s %s", method, path)
-        return internal_server_error()
+    return server.serve_request(method, path, headers, body, connection)

@@ -20,15 +20,21 @@ one method sees every request however the application is served.
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, Optional, Tuple
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
-Handler = Callable[..., Any]
+from internalhttp.response import (
+    NormalizedResponse,
+    Outcome,
+    internal_server_error,
+    log_failure,
+    response_for,
+)
+from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
-_PARAM_SEGMENT = re.compile(r"^<([A-Za-z_][A-Za-z0-9_]*)>$")
-# Characters a static segment may not hold: they would make the template
-# ambiguous with a parameter or with the query/fragment part of a target.
-_BAD_STATIC_CHARS = re.compile(r"[<>?#\s]")
+__all__ = ["ConnectionInfo", "Headers", "InternalHTTPServer", "Outcome", "Request", "Route", "RouteMatch"]
+
 # An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
 # non-ASCII letters, which str.isalpha() accepts, cannot register a route no
 # request line could ever reach.
@@ -56,9 +62,11 @@ class Headers(Mapping[str, str]):
     """A read-only, case-insensitive mapping of header names to values.
 
     Repeated header lines are joined with ``,`` (RFC 9110, section 5.3);
-    iteration yields the names as first spelled.
+    iteration yields the names as first spelled. Names and values are kept
+    as text whatever the caller passed: ``bytes`` are read as Latin-1 (as
+    HTTP/1.1 servers do) and anything else as ``str(value)``.
 
-    >>> headers = Headers([("Accept", "a/b"), ("accept", "c/d")])
+    >>> headers = Headers([("Accept", "a/b"), ("accept", b"c/d")])
     >>> headers["ACCEPT"]
     'a/b,c/d'
     >>> list(headers)
@@ -67,18 +75,20 @@ class Headers(Mapping[str, str]):
 
     __slots__ = ("_names", "_values")
 
-    def __init__(self, items: Iterable[Tuple[str, str]] | Mapping[str, str] | None = None) -> None:
+    def __init__(self, items: Iterable[Tuple[Any, Any]] | Mapping[Any, Any] | None = None) -> None:
         self._values: Dict[str, str] = {}
         self._names: Dict[str, str] = {}
         if items is None:
             return
         pairs = items.items() if isinstance(items, Mapping) else items
         for name, value in pairs:
+            name = name if type(name) is str else _text(name)
             key = name.lower()
+            text = value if type(value) is str else _text(value)
             if key in self._values:
-                self._values[key] = f"{self._values[key]},{value}"
+                self._values[key] = f"{self._values[key]},{text}"
             else:
-                self._values[key] = value
+                self._values[key] = text
                 self._names[key] = name
 
     def __getitem__(self, name: str) -> str:
@@ -102,41 +112,40 @@ class Headers(Mapping[str, str]):
     def __repr__(self) -> str:
         return f"Headers({[(self._names[k], v) for k, v in self._values.items()]!r})"
 
+    def lowered(self) -> Mapping[str, str]:
+        """A read-only view with lower-case names, without copying.
 
-@dataclass(frozen=True)
-class Route:
-    """One registered route: a path template, a method and its handler."""
-
-    template: str
-    method: str
-    handler: Handler
-    param_names: Tuple[str, ...] = ()
+        >>> dict(Headers([("X-Request-Id", "r-1")]).lowered())
+        {'x-request-id': 'r-1'}
+        """
+        return MappingProxyType(self._values)
 
 
-@dataclass(frozen=True)
-class RouteMatch:
-    """The result of :meth:`InternalHTTPServer.match`.
+def _text(value: Any) -> str:
+    if isinstance(value, (bytes, bytearray)):
+        return bytes(value).decode("latin-1")
+    if isinstance(value, (list, tuple)):
+        return ",".join(_text(item) for item in value)
+    return str(value)
 
-    ``status`` is 200 when a handler was found, 404 when no route has this
-    path, and 405 when a route has this path but not this method (``route``
-    is then the template that matched and ``allowed_methods`` what it allows).
+
+class Request(NamedTuple):
+    """One request, read once: what :meth:`InternalHTTPServer.prepare` returns.
+
+    ``target`` is the request target as sent; ``path`` and ``query`` are
+    its parts (see :func:`~internalhttp.routing.split_target`); ``match``
+    is what the route table made of the method and path. Everything that
+    looks at a request before or after its handler (logging, telemetry)
+    reads it from here instead of parsing the request again.
     """
 
-    status: int
-    route: Optional[str] = None
-    handler: Optional[Handler] = None
-    params: Dict[str, str] = field(default_factory=dict)
-    allowed_methods: Tuple[str, ...] = ()
-
-    @property
-    def found(self) -> bool:
-        return self.status == 200
-
-
-def _split_target(target: str) -> str:
-    """Return the path of a request target, without its query."""
-    path, _, _ = target.partition("?")
-    return path or "/"
+    method: str
+    target: str
+    path: str
+    query: Optional[str]
+    headers: Headers
+    connection: Optional[ConnectionInfo]
+    match: RouteMatch
 
 
 class InternalHTTPServer:
@@ -146,7 +155,16 @@ class InternalHTTPServer:
     return a response dict ``{"status": int, "body": ..., "headers": {...}}``
     (``status`` defaults to 200). ``handle_request`` returns the handler's
     value unchanged and lets its exceptions propagate; the serving layers turn
-    them into responses.
+    them into responses through :meth:`serve_request`.
+
+    One request flows through four public steps, each a method a subclass
+    (instrumentation, middleware) may extend:
+
+    ``serve_request`` (serving layers)
+      → :meth:`prepare` (route and headers, once)
+      → :meth:`respond` (the response the client gets; errors become 500)
+      → :meth:`handle_request` (the application's answer, unchanged)
+      → :meth:`dispatch` (call the handler, or answer 404/405).
     """
 
     def __init__(self, name: str) -> None:
@@ -168,15 +186,18 @@ class InternalHTTPServer:
         each a whole segment: ``/users/<user_id>/orders/<order_id>``.
         Raises ``ValueError`` naming the route when the definition is invalid.
         """
-        template, verb, param_names, pattern = self._parse_route(path, method)
+        pattern, param_names = compile_path(path)
+        if not isinstance(method, str) or not _METHOD_TOKEN.match(method):
+            raise ValueError(f"route {path!r}: invalid method {method!r}")
+        verb = method.upper()
 
         def register(handler: Handler) -> Handler:
             if not callable(handler):
-                raise ValueError(f"route {verb} {template!r}: handler {handler!r} is not callable")
-            routes = self._routes_for(template, pattern)
+                raise ValueError(f"route {verb} {path!r}: handler {handler!r} is not callable")
+            routes = self._routes_for(path, pattern)
             if verb in routes:
-                raise ValueError(f"route {verb} {template!r} is already registered")
-            routes[verb] = Route(template, verb, handler, param_names)
+                raise ValueError(f"route {verb} {path!r} is already registered")
+            routes[verb] = Route(path, verb, handler, param_names)
             return handler
 
         return register
@@ -184,38 +205,6 @@ class InternalHTTPServer:
     def add_route(self, path: str, handler: Handler, method: str = "GET") -> None:
         """Register ``handler`` without the decorator syntax."""
         self.route(path, method)(handler)
-
-    @staticmethod
-    def _parse_route(
-        path: object, method: object
-    ) -> Tuple[str, str, Tuple[str, ...], Optional[re.Pattern[str]]]:
-        if not isinstance(path, str) or not path.startswith("/"):
-            raise ValueError(f"route {path!r}: the path must be a string starting with '/'")
-        if not isinstance(method, str) or not _METHOD_TOKEN.match(method):
-            raise ValueError(f"route {path!r}: invalid method {method!r}")
-        verb = method.upper()
-        if path == "/":
-            return path, verb, (), None
-        if "//" in path:
-            raise ValueError(f"route {path!r}: empty path segment")
-        param_names: List[str] = []
-        regex_parts: List[str] = []
-        for segment in path[1:].split("/"):
-            param = _PARAM_SEGMENT.match(segment)
-            if param:
-                name = param.group(1)
-                if name in param_names:
-                    raise ValueError(f"route {path!r}: parameter <{name}> appears twice")
-                if name in ("headers", "body"):
-                    raise ValueError(f"route {path!r}: parameter name <{name}> is reserved")
-                param_names.append(name)
-                regex_parts.append(f"(?P<{name}>[^/]+)")
-            elif _BAD_STATIC_CHARS.search(segment):
-                raise ValueError(f"route {path!r}: invalid segment {segment!r}")
-            else:
-                regex_parts.append(re.escape(segment))
-        pattern = re.compile("/" + "/".join(regex_parts) + r"\Z") if param_names else None
-        return path, verb, tuple(param_names), pattern
 
     def _routes_for(self, template: str, pattern: Optional[re.Pattern[str]]) -> Dict[str, Route]:
         if pattern is None:
@@ -250,9 +239,12 @@ class InternalHTTPServer:
         405 reports the first template that fitted and the union of the
         methods all fitting templates allow.
         """
+        return self._match_path(method, split_target(path)[0])
+
+    def _match_path(self, method: str, request_path: str) -> RouteMatch:
         first_fit: Optional[Tuple[str, Dict[str, str]]] = None
         allowed: Dict[str, None] = {}  # an ordered set
-        for template, params, routes in self._candidates(_split_target(path)):
+        for template, params, routes in self._candidates(request_path):
             route = routes.get(method)
             if route is not None:
                 return RouteMatch(status=200, route=template, handler=route.handler, params=params)
@@ -260,7 +252,7 @@ class InternalHTTPServer:
                 first_fit = (template, params)
             allowed.update(dict.fromkeys(routes))
         if first_fit is None:
-            return RouteMatch(status=404)
+            return NOT_FOUND
         template, params = first_fit
         return RouteMatch(status=405, route=template, params=params, allowed_methods=tuple(allowed))
 
@@ -274,6 +266,44 @@ class InternalHTTPServer:
             if found:
                 yield template, found.groupdict(), routes
 
+    def prepare(
+        self,
+        method: str,
+        target: str,
+        headers: Any = None,
+        connection: Optional[ConnectionInfo] = None,
+    ) -> Request:
+        """Read a request once: split its target, match its route, wrap its headers.
+
+        ``headers`` may be a :class:`Headers` (kept as it is), any mapping,
+        an iterable of ``(name, value)`` pairs (read once, so a generator
+        works) or ``None``.
+
+        >>> app = InternalHTTPServer("doc")
+        >>> app.add_route("/items/<item_id>", lambda headers, body, item_id: item_id)
+        >>> request = app.prepare("GET", "/items/7?page=2", {"Accept": "text/plain"})
+        >>> request.path, request.query, request.match.route, request.headers["accept"]
+        ('/items/7', 'page=2', '/items/<item_id>', 'text/plain')
+        """
+        path, query = split_target(target)
+        found = self._match_path(method, path)
+        if type(headers) is not Headers:
+            headers = Headers(headers)
+        return Request(method, target, path, query, headers, connection, found)
+
+    def dispatch(self, request: Request, body: bytes = b"") -> Any:
+        """Answer a prepared request: call its handler, or build the 404 or 405 response."""
+        found = request.match
+        if found.handler is not None:
+            return found.handler(headers=request.headers, body=body, **found.params)
+        if found.status == 405:
+            return {
+                "status": 405,
+                "body": "Method Not Allowed",
+                "headers": {"Allow": ", ".join(found.allowed_methods)},
+            }
+        return {"status": 404, "body": "Not Found", "headers": {}}
+
     def handle_request(
         self,
         method: str,
@@ -285,23 +315,51 @@ class InternalHTTPServer:
     ) -> Any:
         """Dispatch one request and return the handler's response unchanged.
 
-        ``connection`` describes the socket the request came on, when there
-        is one; the framework itself does not use it, it is there for the
-        layers around dispatch (logging, telemetry).
+        ``path`` is the request target, query included. ``connection``
+        describes the socket the request came on, when there is one; the
+        framework itself does not use it, it is there for the layers around
+        dispatch (logging, telemetry).
 
         Handlers always receive a :class:`Headers`, whatever mapping (or
         ``None``) the caller passed, so their header look-ups are
         case-insensitive however the application is served.
         """
-        found = self.match(method, path)
-        if found.handler is None:
-            if found.status == 405:
-                return {
-                    "status": 405,
-                    "body": "Method Not Allowed",
-                    "headers": {"Allow": ", ".join(found.allowed_methods)},
-                }
-            return {"status": 404, "body": "Not Found", "headers": {}}
-        if not isinstance(headers, Headers):
-            headers = Headers(headers)
-        return found.handler(headers=headers, body=body, **found.params)
+        return self.dispatch(self.prepare(method, path, headers, connection), body)
+
+    def respond(self, request: Request, body: bytes = b"", *, raise_exceptions: bool = False) -> Outcome:
+        """Answer a prepared request the way the client will receive it.
+
+        Calls :meth:`handle_request` with the request's parts and translates
+        its value with :func:`~internalhttp.response.normalize_response`.
+        An ``Exception`` from either is logged on the ``internalhttp`` logger
+        and answered with a 500 (or, with ``raise_exceptions``, propagates
+        unchanged, as :class:`~internalhttp.testing.TestClient` wants).
+        This is where a request ends, in every serving layer: code that
+        extends it sees the response as sent, status and headers included.
+        """
+        try:
+            value = self.handle_request(
+                request.method, request.target, request.headers, body, connection=request.connection
+            )
+        except Exception as error:
+            if raise_exceptions:
+                raise
+            log_failure(request.method, request.target, error)
+            return Outcome(internal_server_error(), None, error)
+        outcome = response_for(value)
+        if outcome.error is not None:
+            if raise_exceptions:
+                raise outcome.error
+            log_failure(request.method, request.target, outcome.error)
+        return outcome
+
+    def serve_request(
+        self,
+        method: str,
+        target: str,
+        headers: Any,
+        body: bytes = b"",
+        connection: Optional[ConnectionInfo] = None,
+    ) -> NormalizedResponse:
+        """What a serving layer calls for each request: the response to send, never raising."""
+        return self.respond(self.prepare(method, target, headers, connection), body).response

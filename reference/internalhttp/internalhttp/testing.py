@@ -18,7 +18,6 @@ import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Iterable, Mapping, Optional, Tuple, Union
 
-from internalhttp.response import internal_server_error, logger, normalize_response
 from internalhttp.server import ConnectionInfo, Headers
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -85,18 +84,11 @@ class TestClient:
         ``connection`` is passed to ``handle_request`` as given: ``None``
         means an in-process request with no connection, as it is here.
         """
-        request_headers = headers if isinstance(headers, Headers) else Headers(headers)
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        raw: Any = None
-        try:
-            raw = self.server.handle_request(method, path, request_headers, payload, connection=connection)
-            status, response_headers, response_body = normalize_response(raw)
-        except Exception:
-            if self.raise_server_exceptions:
-                raise
-            logger.exception("internalhttp: error while handling %s %s", method, path)
-            status, response_headers, response_body = internal_server_error()
-        return TestResponse(status, Headers(response_headers), response_body, raw)
+        request = self.server.prepare(method, path, headers, connection)
+        outcome = self.server.respond(request, payload, raise_exceptions=self.raise_server_exceptions)
+        status, response_headers, response_body = outcome.response
+        return TestResponse(status, Headers(response_headers), response_body, outcome.value)
 
     def get(
         self, path: str, headers: HeadersArg = None, connection: Optional[ConnectionInfo] = None

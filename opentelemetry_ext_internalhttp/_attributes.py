@@ -1,0 +1,344 @@
+"""Pure attribute helpers: what a request's parts mean as semantic-convention attributes.
+
+Free functions of their inputs, with no span, meter or configuration state,
+so that each rule is shown by example here and tested on its own. They never
+raise on client input: a value that cannot be read is left out.
+
+The keys each semantic-convention mode writes are worked out once per
+configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
+
+>>> keys = AttributeKeys.for_mode(old=False, new=True)
+>>> attributes = {}
+>>> add_server(attributes, keys, "shop.example:8443", "https", None)
+>>> attributes
+{'server.address': 'shop.example', 'server.port': 8443}
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any, NamedTuple, Optional
+from urllib.parse import unquote_plus
+
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_CLIENT_IP,
+    HTTP_FLAVOR,
+    HTTP_HOST,
+    HTTP_METHOD,
+    HTTP_SCHEME,
+    HTTP_STATUS_CODE,
+    HTTP_TARGET,
+    HTTP_USER_AGENT,
+)
+from opentelemetry.semconv._incubating.attributes.net_attributes import (
+    NET_HOST_NAME,
+    NET_HOST_PORT,
+    NET_PEER_IP,
+    NET_PEER_PORT,
+)
+from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
+from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_PEER_ADDRESS,
+    NETWORK_PEER_PORT,
+    NETWORK_PROTOCOL_VERSION,
+)
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
+from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+
+REDACTED = "REDACTED"
+# Query parameters whose values are credentials: the list of the current
+# HTTP conventions (url.query: "sensitive content").
+DEFAULT_REDACTED_QUERY_PARAMS = (
+    "AWSAccessKeyId",
+    "Signature",
+    "sig",
+    "X-Goog-Signature",
+    "X-Amz-Signature",
+    "X-Amz-Credential",
+    "X-Amz-Security-Token",
+)
+DEFAULT_PORTS = {"http": 80, "https": 443}
+# The HTTP versions a request can have, spelled as network.protocol.version
+# wants them. Anything else is a client's invention and is not recorded: the
+# version is a metric attribute.
+_PROTOCOL_VERSIONS = {"1.0": "1.0", "1.1": "1.1", "2": "2", "2.0": "2", "3": "3", "3.0": "3"}
+_MAX_PORT_DIGITS = 5
+
+
+class AttributeKeys(NamedTuple):
+    """The attribute keys one semantic-convention mode writes, for each fact."""
+
+    old: bool
+    new: bool
+    method: tuple[str, ...]
+    scheme: tuple[str, ...]
+    host_name: tuple[str, ...]
+    host_port: tuple[str, ...]
+    user_agent: tuple[str, ...]
+    protocol: tuple[str, ...]
+    status: tuple[str, ...]
+
+    @classmethod
+    def for_mode(cls, old: bool, new: bool) -> AttributeKeys:
+        """The keys of the old conventions, the stable ones, or both.
+
+        >>> AttributeKeys.for_mode(old=True, new=True).method
+        ('http.method', 'http.request.method')
+        """
+
+        def keys(old_key: str, new_key: str) -> tuple[str, ...]:
+            return (old_key,) * old + (new_key,) * new
+
+        return cls(
+            old,
+            new,
+            method=keys(HTTP_METHOD, HTTP_REQUEST_METHOD),
+            scheme=keys(HTTP_SCHEME, URL_SCHEME),
+            host_name=keys(NET_HOST_NAME, SERVER_ADDRESS),
+            host_port=keys(NET_HOST_PORT, SERVER_PORT),
+            user_agent=keys(HTTP_USER_AGENT, USER_AGENT_ORIGINAL),
+            protocol=keys(HTTP_FLAVOR, NETWORK_PROTOCOL_VERSION),
+            status=keys(HTTP_STATUS_CODE, HTTP_RESPONSE_STATUS_CODE),
+        )
+
+
+def protocol_version(raw: Any) -> Optional[str]:
+    """The HTTP version as ``network.protocol.version``, or None for one no client can really speak.
+
+    >>> protocol_version("1.1"), protocol_version("2.0"), protocol_version("1.0000000001")
+    ('1.1', '2', None)
+    """
+    return _PROTOCOL_VERSIONS.get(raw) if isinstance(raw, str) else None
+
+
+def parse_port(text: str) -> Optional[int]:
+    """A TCP port written in ASCII digits, or None.
+
+    >>> parse_port("8080"), parse_port("\u00b2"), parse_port("9" * 5000), parse_port("70000")
+    (8080, None, None, None)
+    """
+    if not text or len(text) > _MAX_PORT_DIGITS or not (text.isascii() and text.isdigit()):
+        return None
+    port = int(text)
+    return port if port <= 65535 else None
+
+
+def split_host(host: str) -> tuple[str, Optional[int]]:
+    """Split a ``Host`` value (or the first of several) into address and port.
+
+    Never raises: a port that cannot be read is None.
+
+    >>> split_host("[::1]:8080"), split_host("example.com"), split_host("h:x\u00b2")
+    (('::1', 8080), ('example.com', None), ('h', None))
+    """
+    host = host.split(",", 1)[0].strip()
+    if host.startswith("["):
+        address, _, rest = host[1:].partition("]")
+        port_text = rest[1:] if rest.startswith(":") else ""
+    elif host.count(":") == 1:
+        address, _, port_text = host.partition(":")
+    else:
+        address, port_text = host, ""
+    return address, parse_port(port_text)
+
+
+def forwarded_param(forwarded: str, param: str) -> Optional[str]:
+    """``param`` of the first element of a ``Forwarded`` header (RFC 7239).
+
+    >>> forwarded_param('for="[2001:db8::1]:4711";proto=https, for=198.51.100.7', "proto")
+    'https'
+    """
+    first_element = forwarded.split(",", 1)[0]
+    for pair in first_element.split(";"):
+        name, equals, value = pair.strip().partition("=")
+        if equals and name.lower() == param:
+            return value.strip().strip('"') or None
+    return None
+
+
+def forwarded_client(headers: Mapping[str, str]) -> Optional[str]:
+    """The original client's address as the first proxy reported it, if one did.
+
+    >>> forwarded_client({"forwarded": "for=192.0.2.60:4711;proto=http"})
+    '192.0.2.60'
+    >>> forwarded_client({"x-forwarded-for": "203.0.113.9, 10.0.0.1"})
+    '203.0.113.9'
+    """
+    forwarded = headers.get("forwarded")
+    if forwarded:
+        client = forwarded_param(forwarded, "for")
+        if client:
+            # A node may carry a port, IPv4 too (RFC 7239, section 6).
+            return split_host(client)[0] or None
+    x_forwarded_for = headers.get("x-forwarded-for")
+    if x_forwarded_for:
+        return x_forwarded_for.split(",", 1)[0].strip() or None
+    return None
+
+
+def request_scheme(headers: Mapping[str, str], connection_scheme: Optional[str]) -> str:
+    """``url.scheme``: a proxy's claim when it is ``http`` or ``https``, else the connection's.
+
+    ``url.scheme`` is a metric attribute, so a client's header is believed
+    only for the two values a server can really be reached with.
+
+    >>> request_scheme({"x-forwarded-proto": "HTTPS"}, "http")
+    'https'
+    >>> request_scheme({"x-forwarded-proto": "gopher"}, "http")
+    'http'
+    """
+    forwarded = headers.get("forwarded")
+    claimed = (forwarded and forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
+    scheme = (claimed or "").split(",", 1)[0].strip().lower()
+    if scheme in DEFAULT_PORTS:
+        return scheme
+    return connection_scheme if connection_scheme in DEFAULT_PORTS else "http"
+
+
+def claimed_host(target: str, headers: Mapping[str, str]) -> Optional[str]:
+    """The host the client addressed: an absolute-form target's, a proxy's, or ``Host``.
+
+    >>> claimed_host("http://shop.example:8080/p", {"host": "other"})
+    'shop.example:8080'
+    >>> claimed_host("/p", {"x-forwarded-host": "public.example", "host": "10.0.0.5"})
+    'public.example'
+    """
+    if not target.startswith("/") and "://" in target[:8]:
+        authority = target.partition("://")[2]
+        for separator in "/?#":
+            authority = authority.partition(separator)[0]
+        if authority:
+            return authority.rpartition("@")[2]
+    forwarded = headers.get("forwarded")
+    return (
+        (forwarded and forwarded_param(forwarded, "host"))
+        or headers.get("x-forwarded-host")
+        or headers.get(":authority")
+        or headers.get("host")
+    )
+
+
+def redact_query(query: str, names: Iterable[str]) -> str:
+    """Replace the values of credential-like query parameters; keep the rest as sent.
+
+    A name is compared decoded, so ``s%69g`` is ``sig`` too.
+
+    >>> redact_query("a=1&sig=abc&b=&X-Amz-Credential=xyz", DEFAULT_REDACTED_QUERY_PARAMS)
+    'a=1&sig=REDACTED&b=&X-Amz-Credential=REDACTED'
+    """
+    if "%" not in query and "+" not in query and not any(name in query for name in names):
+        return query
+    redacted = frozenset(names)
+    parts = query.split("&")
+    for index, part in enumerate(parts):
+        name, equals, _ = part.partition("=")
+        if equals and unquote_plus(name) in redacted:
+            parts[index] = f"{name}={REDACTED}"
+    return "&".join(parts)
+
+
+def add_url(
+    attributes: dict[str, Any], keys: AttributeKeys, path: str, query: Optional[str], redacted: Iterable[str]
+) -> None:
+    """``url.path`` and ``url.query`` (stable), ``http.target`` (old), the query redacted.
+
+    >>> attributes = {}
+    >>> add_url(attributes, AttributeKeys.for_mode(True, True), "/p", "sig=1&q=2", ["sig"])
+    >>> attributes
+    {'http.target': '/p?sig=REDACTED&q=2', 'url.path': '/p', 'url.query': 'sig=REDACTED&q=2'}
+    """
+    safe_query = redact_query(query, redacted) if query else query
+    if keys.old:
+        # An empty query keeps its "?": the target is recorded as sent.
+        attributes[HTTP_TARGET] = path if safe_query is None else f"{path}?{safe_query}"
+    if keys.new:
+        attributes[URL_PATH] = path
+        if safe_query:
+            attributes[URL_QUERY] = safe_query
+
+
+def add_server(
+    attributes: dict[str, Any],
+    keys: AttributeKeys,
+    host: Optional[str],
+    scheme: str,
+    connection: Any,
+) -> None:
+    """The server the client addressed (span only: the host is the client's to choose).
+
+    With no host claimed, the connection's local address stands in.
+    """
+    address: Any
+    port: Any
+    if host:
+        address, port = split_host(host)
+        if keys.old:
+            attributes[HTTP_HOST] = host
+        if port is None:
+            port = DEFAULT_PORTS.get(scheme)
+    else:
+        address = getattr(connection, "server_address", None)
+        port = getattr(connection, "server_port", None)
+    if address:
+        for key in keys.host_name:
+            attributes[key] = address
+    if isinstance(port, int) and port:
+        for key in keys.host_port:
+            attributes[key] = port
+
+
+def add_client(
+    attributes: dict[str, Any],
+    keys: AttributeKeys,
+    headers: Mapping[str, str],
+    connection: Any,
+    client_port: bool,
+) -> None:
+    """The client: the socket's peer, and the original client behind proxies.
+
+    ``client.port`` is opt-in in the stable conventions; ``client_port``
+    says whether to record it.
+
+    >>> attributes = {}
+    >>> peer = type("C", (), {"client_address": "10.0.0.1", "client_port": 5000})()
+    >>> add_client(attributes, AttributeKeys.for_mode(False, True), {}, peer, client_port=False)
+    >>> attributes
+    {'client.address': '10.0.0.1', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
+    """
+    peer_address = getattr(connection, "client_address", None)
+    peer_port = getattr(connection, "client_port", None)
+    original = forwarded_client(headers)
+    if keys.old:
+        _add_old_client(attributes, peer_address, peer_port, original)
+    if keys.new:
+        # client.address is the original client behind any proxies;
+        # network.peer.* is the socket the request actually came from.
+        if original or peer_address:
+            attributes[CLIENT_ADDRESS] = original or peer_address
+        if client_port and peer_port and not original:
+            attributes[CLIENT_PORT] = peer_port
+        if peer_address:
+            attributes[NETWORK_PEER_ADDRESS] = peer_address
+        if peer_port:
+            attributes[NETWORK_PEER_PORT] = peer_port
+
+
+def _add_old_client(
+    attributes: dict[str, Any], peer_address: Any, peer_port: Any, original: Optional[str]
+) -> None:
+    if peer_address:
+        attributes[NET_PEER_IP] = peer_address
+    if peer_port:
+        attributes[NET_PEER_PORT] = peer_port
+    if original:
+        attributes[HTTP_CLIENT_IP] = original
+
+
+def add_user_agent(attributes: dict[str, Any], keys: AttributeKeys, headers: Mapping[str, str]) -> None:
+    """``user_agent.original`` (stable) or ``http.user_agent`` (old), when sent."""
+    user_agent = headers.get("user-agent")
+    if user_agent:
+        for key in keys.user_agent:
+            attributes[key] = user_agent

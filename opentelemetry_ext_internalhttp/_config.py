@@ -1,0 +1,159 @@
+"""Settings, read once when ``instrument()`` or ``instrument_app()`` runs.
+
+Each setting comes from a keyword argument or, when that is not given, from
+the environment. An invalid keyword argument is the caller's bug and raises
+``ValueError`` naming it. An invalid environment variable is logged as an
+error naming the variable, and only that setting is ignored: under
+``opentelemetry-instrument`` an exception here would stop the whole
+instrumentor loader, and every instrumentation after this one with it.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple, Optional, TypeVar
+
+from opentelemetry.util.http import (
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
+    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
+    ExcludeList,
+    SanitizeValue,
+)
+
+from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PARAMS
+
+_logger = logging.getLogger("opentelemetry_ext_internalhttp")
+
+_T = TypeVar("_T")
+_NONE: tuple[str, ...] = ()
+
+# Where excluded URLs are looked for, in this order.
+EXCLUDED_URLS_VARIABLES = ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
+
+
+class Settings(NamedTuple):
+    """Everything configurable, in its parsed form."""
+
+    excluded: Optional[ExcludeList]
+    captured_request_headers: tuple[str, ...]
+    captured_response_headers: tuple[str, ...]
+    sanitizer: SanitizeValue
+    capture_all_methods: bool
+    redacted_query_params: tuple[str, ...]
+
+
+def split_list(text: str) -> tuple[str, ...]:
+    """A comma-separated setting as its non-empty, stripped items.
+
+    >>> split_list(" a, ,b ")
+    ('a', 'b')
+    """
+    return tuple(item.strip() for item in text.split(",") if item.strip())
+
+
+def _compiled(patterns: Sequence[str]) -> tuple[str, ...]:
+    """``patterns`` after checking that they form one valid regular expression."""
+    re.compile("|".join(patterns))
+    return tuple(patterns)
+
+
+def _from_argument(name: str, value: Any, parse: Callable[[Any], _T]) -> _T:
+    try:
+        return parse(value)
+    except (re.error, TypeError, ValueError) as exc:
+        raise ValueError(f"{name}={value!r}: {_problem(exc)}") from exc
+
+
+def _from_environment(variables: Sequence[str], parse: Callable[[str], _T], default: _T) -> _T:
+    """The parsed value of the first of ``variables`` that is set, or ``default``."""
+    for variable in variables:
+        text = os.environ.get(variable)
+        if not text:
+            continue
+        try:
+            return parse(text)
+        except (re.error, TypeError, ValueError) as exc:
+            _logger.error("%s=%r is ignored: %s", variable, text, _problem(exc))
+            return default
+    return default
+
+
+def _problem(exc: Exception) -> str:
+    if isinstance(exc, re.error):
+        return f"not a valid regular expression ({exc})"
+    return str(exc)
+
+
+def _setting(
+    argument_name: str,
+    argument: Any,
+    variables: Sequence[str],
+    parse: Callable[[Any], _T],
+    default: _T,
+) -> _T:
+    """A keyword argument's value if given (invalid: ValueError), else the environment's."""
+    if argument is not None:
+        return _from_argument(argument_name, argument, parse)
+    return _from_environment(variables, parse, default)
+
+
+def _patterns(value: Any) -> tuple[str, ...]:
+    """A list of regular expressions, from a comma-separated string or a sequence of strings."""
+    if isinstance(value, str):
+        return _compiled(split_list(value))
+    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        return _compiled([item.strip() for item in value if item.strip()])
+    raise TypeError("expected a comma-separated string or a list of strings")
+
+
+def _names(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        return split_list(value)
+    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
+        return tuple(value)
+    raise TypeError("expected a comma-separated string or a list of strings")
+
+
+def read_settings(
+    excluded_urls: Optional[str] = None,
+    http_capture_headers_server_request: Any = None,
+    http_capture_headers_server_response: Any = None,
+    http_capture_headers_sanitize_fields: Any = None,
+) -> Settings:
+    """The settings for one ``instrument*()`` call, keyword arguments first."""
+    excluded = _setting("excluded_urls", excluded_urls, EXCLUDED_URLS_VARIABLES, _patterns, _NONE)
+    return Settings(
+        excluded=ExcludeList(list(excluded)) if excluded else None,
+        captured_request_headers=_setting(
+            "http_capture_headers_server_request",
+            http_capture_headers_server_request,
+            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,),
+            _patterns,
+            _NONE,
+        ),
+        captured_response_headers=_setting(
+            "http_capture_headers_server_response",
+            http_capture_headers_server_response,
+            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,),
+            _patterns,
+            _NONE,
+        ),
+        sanitizer=SanitizeValue(
+            list(
+                _setting(
+                    "http_capture_headers_sanitize_fields",
+                    http_capture_headers_sanitize_fields,
+                    (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,),
+                    _patterns,
+                    _NONE,
+                )
+            )
+        ),
+        capture_all_methods=bool(os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)),
+        redacted_query_params=DEFAULT_REDACTED_QUERY_PARAMS,
+    )

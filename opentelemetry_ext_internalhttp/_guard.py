@@ -1,0 +1,59 @@
+"""The one policy for a failure inside telemetry: log it and let the request go on.
+
+>>> with LogAndGoOn("demonstrate the guard"):
+...     raise RuntimeError("a bug in telemetry")
+>>> print("the request goes on")
+the request goes on
+
+Only ``Exception`` is swallowed: ``KeyboardInterrupt`` and ``SystemExit``
+still stop the program. Guards are made once, at import, and reused, so a
+``with`` costs no allocation on the request path.
+"""
+
+from __future__ import annotations
+
+import logging
+from types import TracebackType
+from typing import Optional
+
+_logger = logging.getLogger("opentelemetry_ext_internalhttp")
+
+
+class LogAndGoOn:
+    """A context manager that logs an ``Exception`` raised inside it, with its traceback, and swallows it."""
+
+    __slots__ = ("_what",)
+
+    def __init__(self, what: str) -> None:
+        self._what = what
+
+    def __enter__(self) -> None:
+        return None
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool:
+        if exc_type is None or not issubclass(exc_type, Exception):
+            return False
+        _logger.error(
+            "internalhttp instrumentation failed to %s; the request goes on",
+            self._what,
+            exc_info=(exc_type, exc, traceback),  # type: ignore[arg-type]  # exc is set whenever exc_type is
+        )
+        return True
+
+    def __repr__(self) -> str:
+        return f"LogAndGoOn({self._what!r})"
+
+
+START = LogAndGoOn("start telemetry for a request")
+BUILD_ATTRIBUTES = LogAndGoOn("read a request attribute")
+RECORD_RESPONSE = LogAndGoOn("record a response")
+RECORD_DURATION = LogAndGoOn("record a request duration")
+COUNT_ACTIVE = LogAndGoOn("count an active request")
+END_SPAN = LogAndGoOn("end a span")
+REQUEST_HOOK = LogAndGoOn("run request_hook")
+RESPONSE_HOOK = LogAndGoOn("run response_hook")

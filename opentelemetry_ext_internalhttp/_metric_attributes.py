@@ -1,0 +1,89 @@
+"""The attributes every request with one method, route, scheme and HTTP version shares.
+
+Worked out once per combination (all four are bounded: see ``_methods``,
+the application's routes, ``request_scheme`` and ``protocol_version``) and
+cached, so that a request copies small dicts instead of picking keys. Only
+these bounded values, plus the status code and ``error.type``, ever reach a
+metric: never the path, the query, the host or anything else a client can
+vary at will.
+
+>>> from opentelemetry_ext_internalhttp._attributes import AttributeKeys
+>>> shared = shared_attributes(AttributeKeys.for_mode(False, True), "GET", "/items/<id>", "https", "1.1")
+>>> shared.span_name
+'GET /items/<id>'
+>>> shared.duration_new_with(503, "503")["error.type"]
+'503'
+"""
+
+from __future__ import annotations
+
+from typing import Any, NamedTuple, Optional
+
+from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
+from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE
+
+from opentelemetry_ext_internalhttp._attributes import AttributeKeys
+from opentelemetry_ext_internalhttp._methods import OTHER_METHOD
+
+
+class SharedAttributes(NamedTuple):
+    span_name: str
+    span: dict[str, Any]
+    duration_old: dict[str, Any]
+    duration_new: dict[str, Any]
+    active: dict[str, Any]
+
+    def duration_new_with(self, status: Optional[int], error_type: Optional[str]) -> dict[str, Any]:
+        attributes = dict(self.duration_new)
+        if status is not None:
+            attributes[HTTP_RESPONSE_STATUS_CODE] = status
+        if error_type is not None:
+            attributes[ERROR_TYPE] = error_type
+        return attributes
+
+    def duration_old_with(self, status: Optional[int]) -> dict[str, Any]:
+        attributes = dict(self.duration_old)
+        if status is not None:
+            attributes[HTTP_STATUS_CODE] = status
+        return attributes
+
+
+def span_name(method: str, route: Optional[str]) -> str:
+    """``{method} {route}``, ``HTTP`` for an unknown method, the method alone with no route.
+
+    >>> span_name("GET", "/users/<id>"), span_name("_OTHER", None), span_name("GET", None)
+    ('GET /users/<id>', 'HTTP', 'GET')
+    """
+    prefix = "HTTP" if method == OTHER_METHOD else method
+    return f"{prefix} {route}" if route else prefix
+
+
+def shared_attributes(
+    keys: AttributeKeys, method: str, route: Optional[str], scheme: str, version: Optional[str]
+) -> SharedAttributes:
+    """The span's and each metric's share of the bounded request attributes."""
+    old_method, new_method = _split(keys.method, keys)
+    old_scheme, new_scheme = _split(keys.scheme, keys)
+    old_protocol, new_protocol = _split(keys.protocol, keys)
+    routed = {HTTP_ROUTE: route} if route is not None else {}
+    versioned_old = {old_protocol: version} if version and old_protocol else {}
+    versioned_new = {new_protocol: version} if version and new_protocol else {}
+    old = {old_method: method, old_scheme: scheme, **versioned_old} if keys.old else {}
+    new = {new_method: method, new_scheme: scheme} if keys.new else {}
+    return SharedAttributes(
+        span_name=span_name(method, route),
+        span={**old, **new, **versioned_new, **routed},
+        duration_old={**old, **routed},
+        duration_new={**new, **routed, **versioned_new},
+        # The active-requests attributes of each convention: no route (not
+        # known for every request yet), no status.
+        active={**old, **new},
+    )
+
+
+def _split(pair: tuple[str, ...], keys: AttributeKeys) -> tuple[str, str]:
+    """The old and the new key of a fact, "" for the one the mode does not write."""
+    old = pair[0] if keys.old else ""
+    new = pair[-1] if keys.new else ""
+    return old, new
