@@ -111,6 +111,16 @@ def normalize_response(value: Any) -> NormalizedResponse:
     names = {name.lower() for name, _ in headers}
     if default_type is not None and "content-type" not in names:
         headers.insert(0, ("Content-Type", default_type))
+    _frame(status, headers, names, body)
+    return NormalizedResponse(status, headers, body)
+
+
+def _frame(status: int, headers: List[Tuple[str, str]], names: set[str], body: bytes) -> None:
+    """Check the framing a handler asked for, and add the ``Content-Length`` it left out.
+
+    The one home of the Content-Length rule: only the framework knows the
+    byte count, and a wrong one corrupts a kept-alive connection.
+    """
     if "transfer-encoding" in names:
         raise ValueError("a handler may not set Transfer-Encoding: the framework frames responses itself")
     if not status_allows_body(status) and body:
@@ -124,7 +134,6 @@ def normalize_response(value: Any) -> NormalizedResponse:
         lengths = {v.strip() for n, v in headers if n.lower() == "content-length"}
         if lengths != {str(len(body))}:
             raise ValueError(f"Content-Length {sorted(lengths)} does not match the {len(body)}-byte body")
-    return NormalizedResponse(status, headers, body)
 
 
 def _status(raw: Any) -> int:

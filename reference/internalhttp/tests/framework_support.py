@@ -65,6 +65,11 @@ def build_app() -> RecordingServer:
     def user(headers: Headers, body: bytes, user_id: str) -> Any:
         return {"body": {"id": user_id}}
 
+    _add_failing_and_odd_routes(app)
+    return app
+
+
+def _add_failing_and_odd_routes(app: RecordingServer) -> None:
     @app.route("/boom")
     def boom(headers: Headers, body: bytes) -> Any:
         raise RuntimeError("boom")
@@ -90,8 +95,6 @@ def build_app() -> RecordingServer:
         app.entered.set()
         app.release.wait(TIMEOUT)
         return {"body": "finally"}
-
-    return app
 
 
 class RawClient:
