@@ -39,6 +39,8 @@ from opentelemetry.semconv._incubating.attributes.net_attributes import (
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.network_attributes import (
+    NETWORK_LOCAL_ADDRESS,
+    NETWORK_LOCAL_PORT,
     NETWORK_PEER_ADDRESS,
     NETWORK_PEER_PORT,
     NETWORK_PROTOCOL_VERSION,
@@ -46,6 +48,7 @@ from opentelemetry.semconv.attributes.network_attributes import (
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
+from opentelemetry.util.http import detect_synthetic_user_agent
 
 REDACTED = "REDACTED"
 # Query parameters whose values are credentials: the list of the current
@@ -342,3 +345,60 @@ def add_user_agent(attributes: dict[str, Any], keys: AttributeKeys, headers: Map
     if user_agent:
         for key in keys.user_agent:
             attributes[key] = user_agent
+
+
+def body_size(body: Any) -> Optional[int]:
+    """The size in bytes of a request or response body, when it has one.
+
+    >>> body_size(b"abc"), body_size("h\u00e9"), body_size(None)
+    (3, 3, None)
+    """
+    if isinstance(body, (bytes, bytearray, memoryview)):
+        return len(body)
+    if isinstance(body, str):
+        return len(body.encode("utf-8"))
+    return None
+
+
+def synthetic_type(headers: Mapping[str, str]) -> Optional[str]:
+    """``user_agent.synthetic.type``: ``test`` or ``bot`` from the User-Agent, as util-http detects them.
+
+    >>> synthetic_type({"user-agent": "Mozilla/5.0 (compatible; Googlebot/2.1)"})
+    'bot'
+    """
+    return detect_synthetic_user_agent(headers.get("user-agent"))
+
+
+def add_local(attributes: dict[str, Any], connection: Any, address: bool, port: bool) -> None:
+    """The opt-in ``network.local.address`` / ``network.local.port`` of the socket the request came on."""
+    if address and getattr(connection, "server_address", None):
+        attributes[NETWORK_LOCAL_ADDRESS] = connection.server_address
+    if port and getattr(connection, "server_port", None):
+        attributes[NETWORK_LOCAL_PORT] = connection.server_port
+
+
+class BoundedValues:
+    """Remembers up to ``limit`` distinct values; after that, a new one is refused.
+
+    For opt-in metric attributes that come from outside the application
+    (the server's address as the serving layer reports it): the first
+    values seen are recorded, and no input can open more streams than that.
+
+    >>> seen = BoundedValues(limit=2)
+    >>> [seen.admit(value) for value in ("a", "b", "a", "c")]
+    ['a', 'b', 'a', None]
+    """
+
+    __slots__ = ("_limit", "_seen")
+
+    def __init__(self, limit: int) -> None:
+        self._limit = limit
+        self._seen: set[Any] = set()
+
+    def admit(self, value: Any) -> Any:
+        if value in self._seen:
+            return value
+        if len(self._seen) < self._limit:
+            self._seen.add(value)
+            return value
+        return None

@@ -36,6 +36,27 @@ _NONE: tuple[str, ...] = ()
 EXCLUDED_URLS_VARIABLES = ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
 
 
+# The opt-in attributes and metrics of the HTTP server conventions that
+# can be recorded, by the name users give them in the opt-in setting.
+OPT_INS = (
+    "client.port",
+    "network.local.address",
+    "network.local.port",
+    "network.transport",
+    "user_agent.synthetic.type",
+    "http.request.body.size",
+    "http.response.body.size",
+    "http.server.request.body.size",
+    "http.server.response.body.size",
+    "server.address",
+    "server.port",
+    "http.server.active_requests",
+)
+OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
+KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"
+SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS"
+
+
 class Settings(NamedTuple):
     """Everything configurable, in its parsed form."""
 
@@ -45,6 +66,8 @@ class Settings(NamedTuple):
     sanitizer: SanitizeValue
     capture_all_methods: bool
     redacted_query_params: tuple[str, ...]
+    known_methods: Optional[tuple[str, ...]]
+    opt_in: frozenset[str]
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -119,14 +142,39 @@ def _names(value: Any) -> tuple[str, ...]:
     raise TypeError("expected a comma-separated string or a list of strings")
 
 
+def _opt_ins(value: Any) -> frozenset[str]:
+    """The opt-ins named, ``all`` for every one; an unknown name is an error.
+
+    >>> sorted(_opt_ins("client.port, network.transport"))
+    ['client.port', 'network.transport']
+    """
+    names = _names(value)
+    if "all" in names:
+        return frozenset(OPT_INS)
+    unknown = sorted(set(names) - set(OPT_INS))
+    if unknown:
+        raise ValueError(f"unknown opt-in {', '.join(unknown)} (known: all, {', '.join(OPT_INS)})")
+    return frozenset(names)
+
+
 def read_settings(
-    excluded_urls: Optional[str] = None,
+    excluded_urls: Any = None,
     http_capture_headers_server_request: Any = None,
     http_capture_headers_server_response: Any = None,
     http_capture_headers_sanitize_fields: Any = None,
+    known_methods: Any = None,
+    sensitive_query_parameters: Any = None,
+    opt_in: Any = None,
 ) -> Settings:
     """The settings for one ``instrument*()`` call, keyword arguments first."""
     excluded = _setting("excluded_urls", excluded_urls, EXCLUDED_URLS_VARIABLES, _patterns, _NONE)
+    sanitized = _setting(
+        "http_capture_headers_sanitize_fields",
+        http_capture_headers_sanitize_fields,
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,),
+        _patterns,
+        _NONE,
+    )
     return Settings(
         excluded=ExcludeList(list(excluded)) if excluded else None,
         captured_request_headers=_setting(
@@ -143,17 +191,15 @@ def read_settings(
             _patterns,
             _NONE,
         ),
-        sanitizer=SanitizeValue(
-            list(
-                _setting(
-                    "http_capture_headers_sanitize_fields",
-                    http_capture_headers_sanitize_fields,
-                    (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,),
-                    _patterns,
-                    _NONE,
-                )
-            )
-        ),
+        sanitizer=SanitizeValue(list(sanitized)),
         capture_all_methods=bool(os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)),
-        redacted_query_params=DEFAULT_REDACTED_QUERY_PARAMS,
+        redacted_query_params=_setting(
+            "sensitive_query_parameters",
+            sensitive_query_parameters,
+            (SENSITIVE_QUERY_PARAMETERS_VARIABLE,),
+            _names,
+            DEFAULT_REDACTED_QUERY_PARAMS,
+        ),
+        known_methods=_setting("known_methods", known_methods, (KNOWN_METHODS_VARIABLE,), _names, None),
+        opt_in=_setting("opt_in", opt_in, (OPT_IN_VARIABLE,), _opt_ins, frozenset()),
     )

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 from types import TracebackType
-from typing import Optional
+from typing import Any, Optional
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
 
@@ -55,5 +55,33 @@ RECORD_RESPONSE = LogAndGoOn("record a response")
 RECORD_DURATION = LogAndGoOn("record a request duration")
 COUNT_ACTIVE = LogAndGoOn("count an active request")
 END_SPAN = LogAndGoOn("end a span")
-REQUEST_HOOK = LogAndGoOn("run request_hook")
-RESPONSE_HOOK = LogAndGoOn("run response_hook")
+
+
+class LogAndRecordOnSpan(LogAndGoOn):
+    """``LogAndGoOn`` that also records the exception as an event on ``span``.
+
+    For user hooks: a failing hook is the user's bug, so it is shown where
+    the user looks, in the trace, as well as in the log.
+    """
+
+    __slots__ = ("_span",)
+
+    def __init__(self, what: str, span: Any) -> None:
+        super().__init__(what)
+        self._span = span
+
+    def __exit__(
+        self,
+        exc_type: Optional[type[BaseException]],
+        exc: Optional[BaseException],
+        traceback: Optional[TracebackType],
+    ) -> bool:
+        swallowed = super().__exit__(exc_type, exc, traceback)
+        if swallowed and exc is not None:
+            with RECORD_HOOK_FAILURE:
+                if self._span.is_recording():
+                    self._span.record_exception(exc)
+        return swallowed
+
+
+RECORD_HOOK_FAILURE = LogAndGoOn("record a hook's exception on its span")

@@ -1,8 +1,14 @@
 """HTTP methods as the semantic conventions record them: known ones as sent, the rest ``_OTHER``.
 
+A method is known when it is in the known list (the conventions' default,
+or ``OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS``, which replaces it) or when
+the server has a route for it: the application bounds those.
+
 >>> methods = MethodNormalizer()
 >>> methods.normalize("GET"), methods.normalize("get"), methods.normalize("BREW")
 ('GET', '_OTHER', '_OTHER')
+>>> methods.normalize("PURGE", route_methods=frozenset({"PURGE"}))
+'PURGE'
 >>> MethodNormalizer(capture_all=True).normalize("BREW")
 'BREW'
 """
@@ -13,12 +19,24 @@ from collections.abc import Iterable
 from typing import Any, Optional
 
 OTHER_METHOD = "_OTHER"
-# The methods of RFC 9110 and RFC 5789 (PATCH): the conventions' default list.
-DEFAULT_KNOWN_METHODS = ("CONNECT", "DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT", "TRACE")
+# RFC 9110's methods, PATCH (RFC 5789) and QUERY: the conventions' default list.
+DEFAULT_KNOWN_METHODS = (
+    "CONNECT",
+    "DELETE",
+    "GET",
+    "HEAD",
+    "OPTIONS",
+    "PATCH",
+    "POST",
+    "PUT",
+    "QUERY",
+    "TRACE",
+)
 # With every method captured, how many distinct unknown ones are kept as
 # sent before the rest become _OTHER: the method is a metric attribute, and
 # the client chooses it.
 CAPTURED_METHODS_LIMIT = 32
+NO_METHODS: frozenset[str] = frozenset()
 
 
 class MethodNormalizer:
@@ -36,11 +54,15 @@ class MethodNormalizer:
         self._capture_all = capture_all
         self._captured = 0
 
-    def normalize(self, method: Any) -> str:
-        known = self._known.get(method) if isinstance(method, str) else None
+    def normalize(self, method: Any, route_methods: frozenset[str] = NO_METHODS) -> str:
+        if not isinstance(method, str):
+            return OTHER_METHOD
+        known = self._known.get(method)
         if known is not None:
             return known
-        if self._capture_all and isinstance(method, str) and self._captured < CAPTURED_METHODS_LIMIT:
+        if method in route_methods:
+            return method
+        if self._capture_all and self._captured < CAPTURED_METHODS_LIMIT:
             # Counted once each: from now on it is looked up like a known method.
             self._captured += 1
             self._known[method] = method

@@ -30,6 +30,7 @@ from internalhttp.routing import NOT_FOUND, split_target
 from internalhttp.server import Headers, Request
 from opentelemetry import context, trace
 from opentelemetry.context import Context
+from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
 from opentelemetry.instrumentation._semconv import (
     HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
     _get_schema_url,
@@ -40,8 +41,19 @@ from opentelemetry.instrumentation._semconv import (
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
 from opentelemetry.propagate import extract
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_REQUEST_BODY_SIZE,
+    HTTP_RESPONSE_BODY_SIZE,
+)
+from opentelemetry.semconv._incubating.attributes.user_agent_attributes import USER_AGENT_SYNTHETIC_TYPE
+from opentelemetry.semconv._incubating.metrics.http_metrics import (
+    HTTP_SERVER_REQUEST_BODY_SIZE,
+    HTTP_SERVER_RESPONSE_BODY_SIZE,
+)
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD_ORIGINAL
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 from opentelemetry.trace import (
@@ -58,16 +70,20 @@ from opentelemetry.util.http import normalise_request_header_name, normalise_res
 from opentelemetry_ext_internalhttp import _guard
 from opentelemetry_ext_internalhttp._attributes import (
     AttributeKeys,
+    BoundedValues,
     add_client,
+    add_local,
     add_server,
     add_url,
     add_user_agent,
+    body_size,
     claimed_host,
     protocol_version,
     request_scheme,
+    synthetic_type,
 )
 from opentelemetry_ext_internalhttp._config import Settings
-from opentelemetry_ext_internalhttp._methods import MethodNormalizer
+from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
 from opentelemetry_ext_internalhttp.version import __version__
 
@@ -82,6 +98,21 @@ _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 # Shared attributes are cached per (method, route, scheme, version): all of
 # them bounded, but the cache is bounded too, should a bug make one not be.
 _SHARED_CACHE_LIMIT = 1024
+_SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
+_SPAN_OPT_INS = frozenset(
+    {
+        "client.port",
+        "network.local.address",
+        "network.local.port",
+        "network.transport",
+        "user_agent.synthetic.type",
+        "http.request.body.size",
+        "http.response.body.size",
+    }
+)
+_METRIC_OPT_INS = frozenset({"server.address", "server.port", "user_agent.synthetic.type"})
+# Distinct (address, port) pairs of the local server recorded on metrics.
+_METRIC_SERVER_ADDRESS_LIMIT = 16
 
 RequestHook = Callable[[Span, "RequestView"], None]
 ResponseHook = Callable[[Span, "RequestView", Any], None]
@@ -119,7 +150,16 @@ _CURRENT_EXCHANGE: ContextVar[Optional[_Exchange]] = ContextVar("internalhttp_ex
 class _RequestState:
     """One request's telemetry between span start and finish."""
 
-    __slots__ = ("server_span_recording", "shared", "span", "start", "token", "view")
+    __slots__ = (
+        "metric_extras",
+        "request_size",
+        "server_span_recording",
+        "shared",
+        "span",
+        "start",
+        "token",
+        "view",
+    )
 
     def __init__(
         self,
@@ -136,6 +176,10 @@ class _RequestState:
         self.view = view
         # Response headers are captured on a recording SERVER span only.
         self.server_span_recording = server_span_recording
+        # Opt-in, per-request metric attributes (bounded), and the request
+        # body's size when an opt-in wants it.
+        self.metric_extras: Optional[dict[str, Any]] = None
+        self.request_size: Optional[int] = None
         self.start = default_timer()
 
 
@@ -166,7 +210,9 @@ class _RequestTelemetry:
         self._keys = AttributeKeys.for_mode(
             _report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode)
         )
-        schema_url = _get_schema_url(sem_conv_opt_in_mode)
+        # The stable conventions as this code follows them (docs/http in
+        # semantic-conventions v1.44.0); the old ones as their last schema.
+        schema_url = _get_schema_url(sem_conv_opt_in_mode) if not self._keys.new else _SCHEMA_URL
         self._tracer = trace.get_tracer(
             _INSTRUMENTATION_NAME, __version__, tracer_provider, schema_url=schema_url
         )
@@ -186,14 +232,24 @@ class _RequestTelemetry:
                 description="Duration of HTTP server requests.",
                 explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
             )
-        self._active_requests = meter.create_up_down_counter(
-            name=MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS,
-            unit="{request}",
-            description="Number of active HTTP server requests.",
-        )
+        opt_in = settings.opt_in
+        self._active_requests = None
+        # Opt-in in the stable conventions (v1.44); what users of the old
+        # ones have always had, so kept there and in http/dup.
+        if self._keys.old or "http.server.active_requests" in opt_in:
+            self._active_requests = meter.create_up_down_counter(
+                name=MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS,
+                unit="{request}",
+                description="Number of active HTTP server requests.",
+            )
+        self._body_sizes = _BodySizeHistograms(meter, self._keys, opt_in)
         self._settings = settings
+        self._span_opt_ins = _SPAN_OPT_INS & opt_in
+        self._metric_opt_ins = _METRIC_OPT_INS & opt_in if self._keys.new else frozenset()
+        self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
+        self._wants_request_size = bool(opt_in & {"http.request.body.size", "http.server.request.body.size"})
         self._excluded = settings.excluded
-        self._methods = MethodNormalizer(capture_all=settings.capture_all_methods)
+        self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
@@ -298,7 +354,7 @@ class _RequestTelemetry:
     def _start(self, server: Any, request: Request, body: Any) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
-        if self._excluded is not None and self._excluded.url_disabled(request.path):
+        if self._excluded is not None and self._is_excluded(request):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
@@ -309,30 +365,36 @@ class _RequestTelemetry:
             # carrying, so that the handler's outgoing calls stay in its trace.
             token = None if parent is None else context.attach(parent)
             return _RequestState(INVALID_SPAN, token, None, None, False)
-        shared = self._shared_for(request)
+        shared = self._shared_for(server, request)
         attributes = dict(shared.span)
         with _guard.BUILD_ATTRIBUTES:
             self._add_request_attributes(attributes, request, nested)
+            if self._span_opt_ins:
+                self._add_opt_in_attributes(attributes, request, body)
         kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
         span = self._tracer.start_span(shared.span_name, context=parent, kind=kind, attributes=attributes)
         # Counted outside the span's context (here, and after it is detached
         # in _finish): an exemplar of a +1 or -1 says nothing, and offering
         # one costs as much as the count itself. The duration is recorded
         # inside, where its exemplar links to the trace.
-        with _guard.COUNT_ACTIVE:
-            self._active_requests.add(1, shared.active)
+        if self._active_requests is not None:
+            with _guard.COUNT_ACTIVE:
+                self._active_requests.add(1, shared.active)
         token = context.attach(trace.set_span_in_context(span, parent))
         view = None
         if not self._hookless:
             view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
         state = _RequestState(span, token, shared, view, span.is_recording() and not nested)
+        if self._metric_opt_ins or self._wants_request_size:
+            with _guard.BUILD_ATTRIBUTES:
+                self._add_opt_in_state(state, request, body)
         if self._request_hook is not None:
             self._run_request_hook(state)
         return state
 
     def _run_request_hook(self, state: _RequestState) -> None:
         try:
-            with _guard.REQUEST_HOOK:
+            with _guard.LogAndRecordOnSpan("run request_hook", state.span):
                 self._request_hook(state.span, state.view)  # type: ignore[misc,arg-type]  # set with the hook
         except BaseException as interrupt:
             # KeyboardInterrupt, SystemExit: let it through, but not with
@@ -340,9 +402,9 @@ class _RequestTelemetry:
             self._finish(state, None, interrupt, None)
             raise
 
-    def _shared_for(self, request: Request) -> SharedAttributes:
+    def _shared_for(self, server: Any, request: Request) -> SharedAttributes:
         """The attributes every request with this method, route, scheme and version shares."""
-        method = self._methods.normalize(request.method)
+        method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
         found = request.match
         route = found.route if found.status != 404 else None
         connection = request.connection
@@ -366,11 +428,65 @@ class _RequestTelemetry:
         add_url(attributes, keys, request.path, request.query, self._settings.redacted_query_params)
         scheme = attributes[keys.scheme[0]]
         add_server(attributes, keys, claimed_host(request.target, headers), scheme, request.connection)
-        add_client(attributes, keys, headers, request.connection, client_port=True)
+        add_client(
+            attributes, keys, headers, request.connection, client_port="client.port" in self._span_opt_ins
+        )
         add_user_agent(attributes, keys, headers)
         # Captured headers belong to the server span; a nested span would repeat them.
         if self._settings.captured_request_headers and not nested:
             attributes.update(self._captured(headers, self._settings.captured_request_headers, True))
+
+    def _is_excluded(self, request: Request) -> bool:
+        """Whether a pattern matches the path or ``scheme://host[:port]/path`` (never the query).
+
+        Patterns are shared with every instrumentation in the process
+        (``OTEL_PYTHON_EXCLUDED_URLS``) and written either way there.
+        """
+        excluded = self._excluded
+        assert excluded is not None
+        if excluded.url_disabled(request.path):
+            return True
+        connection = request.connection
+        scheme = request_scheme(request.headers, getattr(connection, "scheme", None))
+        host = claimed_host(request.target, request.headers) or getattr(connection, "server_address", None)
+        return bool(host) and excluded.url_disabled(f"{scheme}://{host}{request.path}")
+
+    def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
+        """The opt-in span attributes known when the request starts (so samplers see them)."""
+        opted = self._span_opt_ins
+        connection = request.connection
+        add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)
+        if "network.transport" in opted and connection is not None:
+            attributes[NETWORK_TRANSPORT] = "tcp"
+        if "user_agent.synthetic.type" in opted:
+            synthetic = synthetic_type(request.headers)
+            if synthetic:
+                attributes[USER_AGENT_SYNTHETIC_TYPE] = synthetic
+        if "http.request.body.size" in opted:
+            size = body_size(body)
+            if size is not None:
+                attributes[HTTP_REQUEST_BODY_SIZE] = size
+
+    def _add_opt_in_state(self, state: _RequestState, request: Request, body: Any) -> None:
+        """The opt-in metric attributes of this request, each bounded, and its body size."""
+        state.request_size = body_size(body)
+        extras: dict[str, Any] = {}
+        connection = request.connection
+        # The serving layer's local address, not the client's Host: bounded
+        # by the machine, and by BoundedValues should a layer report otherwise.
+        local = self._server_addresses.admit(
+            (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
+        )
+        if local is not None:
+            if "server.address" in self._metric_opt_ins and local[0]:
+                extras[SERVER_ADDRESS] = local[0]
+            if "server.port" in self._metric_opt_ins and local[1]:
+                extras[SERVER_PORT] = local[1]
+        if "user_agent.synthetic.type" in self._metric_opt_ins:
+            synthetic = synthetic_type(request.headers)
+            if synthetic:
+                extras[USER_AGENT_SYNTHETIC_TYPE] = synthetic
+        state.metric_extras = extras or None
 
     def _captured(self, headers: Headers, patterns: tuple[str, ...], request: bool) -> dict[str, Any]:
         """Attributes for the headers users asked to capture, sanitised.
@@ -425,11 +541,13 @@ class _RequestTelemetry:
                 error_type = self._record_outcome(span, status, error)
                 if response is not None and state.server_span_recording:
                     self._record_response_headers(span, response)
+                    if "http.response.body.size" in self._span_opt_ins:
+                        span.set_attribute(HTTP_RESPONSE_BODY_SIZE, len(response.body))
             if error is None and self._response_hook is not None:
-                with _guard.RESPONSE_HOOK:
+                with _guard.LogAndRecordOnSpan("run response_hook", span):
                     self._response_hook(span, state.view, value)  # type: ignore[arg-type]  # set with the hook
             with _guard.RECORD_DURATION:
-                self._record_duration(state.start, shared, status, error_type)
+                self._record_metrics(state, shared, status, error_type, response)
         finally:
             with _guard.END_SPAN:
                 # end() runs every span processor's on_end, and the SDK lets
@@ -437,8 +555,9 @@ class _RequestTelemetry:
                 # handler's response or exception.
                 span.end()
             context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
-            with _guard.COUNT_ACTIVE:
-                self._active_requests.add(-1, shared.active)
+            if self._active_requests is not None:
+                with _guard.COUNT_ACTIVE:
+                    self._active_requests.add(-1, shared.active)
 
     def _record_outcome(
         self, span: Span, status: Optional[int], error: Optional[BaseException]
@@ -469,11 +588,63 @@ class _RequestTelemetry:
             if captured:
                 span.set_attributes(captured)
 
-    def _record_duration(
-        self, start: float, shared: SharedAttributes, status: Optional[int], error_type: Optional[str]
+    def _record_metrics(
+        self,
+        state: _RequestState,
+        shared: SharedAttributes,
+        status: Optional[int],
+        error_type: Optional[str],
+        response: Optional[NormalizedResponse],
     ) -> None:
-        duration_s = max(default_timer() - start, 0.0)
+        duration_s = max(default_timer() - state.start, 0.0)
+        # Attributes a handler added for its request through contrib's
+        # labeler: the application's own, and its to keep bounded.
+        labeled = bool(get_labeler_attributes())
+        new = old = None
         if self._duration_s is not None:
-            self._duration_s.record(duration_s, shared.duration_new_with(status, error_type))
+            new = shared.duration_new_with(status, error_type)
+            if state.metric_extras:
+                new.update(state.metric_extras)
+            if labeled:
+                new = enrich_metric_attributes(new)
+            self._duration_s.record(duration_s, new)
         if self._duration_ms is not None:
-            self._duration_ms.record(duration_s * 1000.0, shared.duration_old_with(status))
+            old = shared.duration_old_with(status)
+            if labeled:
+                old = enrich_metric_attributes(old)
+            self._duration_ms.record(duration_s * 1000.0, old)
+        if self._body_sizes.enabled:
+            response_size = len(response.body) if response is not None else None
+            self._body_sizes.record(state.request_size, response_size, new, old)
+
+
+class _BodySizeHistograms:
+    """The opt-in request and response body size histograms of each convention."""
+
+    def __init__(self, meter: Any, keys: AttributeKeys, opt_in: frozenset[str]) -> None:
+        self.instruments: dict[tuple[str, str], Any] = {}
+        for direction, new_name, old_name in (
+            ("request", HTTP_SERVER_REQUEST_BODY_SIZE, MetricInstruments.HTTP_SERVER_REQUEST_SIZE),
+            ("response", HTTP_SERVER_RESPONSE_BODY_SIZE, MetricInstruments.HTTP_SERVER_RESPONSE_SIZE),
+        ):
+            if new_name not in opt_in:
+                continue
+            description = f"Size of HTTP server {direction} bodies."
+            if keys.new:
+                self.instruments[direction, "new"] = meter.create_histogram(new_name, "By", description)
+            if keys.old:
+                self.instruments[direction, "old"] = meter.create_histogram(old_name, "By", description)
+        self.enabled = bool(self.instruments)
+
+    def record(
+        self,
+        request_size: Optional[int],
+        response_size: Optional[int],
+        new: Optional[dict[str, Any]],
+        old: Optional[dict[str, Any]],
+    ) -> None:
+        for (direction, convention), histogram in self.instruments.items():
+            size = request_size if direction == "request" else response_size
+            attributes = new if convention == "new" else old
+            if size is not None:
+                histogram.record(size, attributes)

@@ -3,7 +3,7 @@
 Over real sockets on 127.0.0.1, clients send many distinct values of every
 input they control: hosts (``Host``, ``X-Forwarded-Host``, ``Forwarded``,
 ``:authority``), schemes, HTTP versions and methods. The number of metric
-streams stays within routes × methods × statuses and the process does not
+streams stays within routes x methods x statuses and the process does not
 grow; every request the application sees is one span with its metric
 points, and the instrumentation logs nothing at WARNING or above.
 """

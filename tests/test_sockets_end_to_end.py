@@ -64,8 +64,13 @@ def rendezvous() -> Iterator[Rendezvous]:
 
 @pytest.fixture
 def running(
-    instrumentor: Any, providers: dict[str, Any], semconv_mode: str, rendezvous: Rendezvous
+    instrumentor: Any,
+    providers: dict[str, Any],
+    semconv_mode: str,
+    rendezvous: Rendezvous,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> Iterator[Any]:
+    monkeypatch.setenv("OTEL_PYTHON_INTERNALHTTP_OPT_IN", "client.port,http.server.active_requests")
     instrumentor.instrument(**providers)
     server = internalhttp.server.InternalHTTPServer("shop")
 

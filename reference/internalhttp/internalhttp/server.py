@@ -173,6 +173,7 @@ class InternalHTTPServer:
         # tried in registration order.
         self._static: Dict[str, Dict[str, Route]] = {}
         self._dynamic: List[Tuple[re.Pattern[str], str, Dict[str, Route]]] = []
+        self._methods: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.name!r})"
@@ -198,6 +199,7 @@ class InternalHTTPServer:
             if verb in routes:
                 raise ValueError(f"route {verb} {path!r} is already registered")
             routes[verb] = Route(path, verb, handler, param_names)
+            self._methods = self._methods | {verb}
             return handler
 
         return register
@@ -215,6 +217,17 @@ class InternalHTTPServer:
         routes: Dict[str, Route] = {}
         self._dynamic.append((pattern, template, routes))
         return routes
+
+    @property
+    def methods(self) -> frozenset[str]:
+        """Every method some route of this server answers: the methods the application knows.
+
+        >>> app = InternalHTTPServer("doc")
+        >>> app.add_route("/cache", lambda headers, body: None, method="PURGE")
+        >>> sorted(app.methods)
+        ['PURGE']
+        """
+        return self._methods
 
     @property
     def routes(self) -> List[Route]:
