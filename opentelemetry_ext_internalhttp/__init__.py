@@ -165,7 +165,7 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Collection
-from typing import Any, Callable, ClassVar, Optional
+from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypedDict, Union, cast
 
 import internalhttp
 import internalhttp.server
@@ -176,6 +176,8 @@ from opentelemetry.instrumentation._semconv import (
     _OpenTelemetryStabilitySignalType,
 )
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from opentelemetry_ext_internalhttp._config import read_settings
 from opentelemetry_ext_internalhttp._telemetry import (
@@ -187,7 +189,18 @@ from opentelemetry_ext_internalhttp._telemetry import (
 from opentelemetry_ext_internalhttp.package import _instruments
 from opentelemetry_ext_internalhttp.version import __version__
 
-__all__ = ["InternalHTTPInstrumentor", "RequestView", "__version__"]
+if TYPE_CHECKING:
+    from internalhttp.server import InternalHTTPServer
+    from typing_extensions import Unpack
+
+__all__ = [
+    "InstrumentOptions",
+    "InternalHTTPInstrumentor",
+    "RequestHook",
+    "RequestView",
+    "ResponseHook",
+    "__version__",
+]
 
 _logger = logging.getLogger(__name__)
 
@@ -206,25 +219,64 @@ _CLASS_BINDINGS = (
 _INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
 
 
-def _build_telemetry(
-    tracer_provider: Any = None,
-    meter_provider: Any = None,
-    excluded_urls: Optional[str] = None,
-    request_hook: Optional[RequestHook] = None,
-    response_hook: Optional[ResponseHook] = None,
-) -> _RequestTelemetry:
+class InstrumentOptions(TypedDict, total=False):
+    """The keyword arguments of ``instrument()`` and ``instrument_app()``.
+
+    Each defaults to its environment variable (see the manual), then to the
+    behaviour the semantic conventions ask for.
+    """
+
+    tracer_provider: Optional[TracerProvider]
+    meter_provider: Optional[MeterProvider]
+    excluded_urls: Optional[str]
+    request_hook: Optional[RequestHook]
+    response_hook: Optional[ResponseHook]
+    http_capture_headers_server_request: Optional[Union[str, list[str]]]
+    http_capture_headers_server_response: Optional[Union[str, list[str]]]
+    http_capture_headers_sanitize_fields: Optional[Union[str, list[str]]]
+    known_methods: Optional[Union[str, list[str]]]
+    sensitive_query_parameters: Optional[Union[str, list[str]]]
+    opt_in: Optional[Union[str, list[str]]]
+
+
+# What BaseInstrumentor.instrument() itself takes, beside our options.
+_BASE_INSTRUMENTOR_OPTIONS = frozenset({"skip_dep_check", "raise_exception_on_conflict"})
+_OPTIONS = frozenset(InstrumentOptions.__annotations__)
+
+
+def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
     """The one place where tracer, meters and configuration are built."""
     mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
         _OpenTelemetryStabilitySignalType.HTTP
     ]
+    settings = read_settings(
+        excluded_urls=options.get("excluded_urls"),
+        http_capture_headers_server_request=options.get("http_capture_headers_server_request"),
+        http_capture_headers_server_response=options.get("http_capture_headers_server_response"),
+        http_capture_headers_sanitize_fields=options.get("http_capture_headers_sanitize_fields"),
+        known_methods=options.get("known_methods"),
+        sensitive_query_parameters=options.get("sensitive_query_parameters"),
+        opt_in=options.get("opt_in"),
+    )
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,
-        settings=read_settings(excluded_urls=excluded_urls),
-        tracer_provider=tracer_provider,
-        meter_provider=meter_provider,
-        request_hook=request_hook,
-        response_hook=response_hook,
+        settings=settings,
+        tracer_provider=options.get("tracer_provider"),
+        meter_provider=options.get("meter_provider"),
+        request_hook=options.get("request_hook"),
+        response_hook=options.get("response_hook"),
     )
+
+
+def _warn_unknown(options: Any, known: frozenset[str]) -> None:
+    """Name a keyword argument nothing reads: a misspelt option must not pass in silence."""
+    unknown = sorted(set(options) - known)
+    if unknown:
+        _logger.warning(
+            "InternalHTTPInstrumentor ignores unknown keyword argument(s) %s; known: %s",
+            ", ".join(unknown),
+            ", ".join(sorted(_OPTIONS)),
+        )
 
 
 def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
@@ -334,13 +386,8 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
-            tracer_provider=kwargs.get("tracer_provider"),
-            meter_provider=kwargs.get("meter_provider"),
-            excluded_urls=kwargs.get("excluded_urls"),
-            request_hook=kwargs.get("request_hook"),
-            response_hook=kwargs.get("response_hook"),
-        )
+        _warn_unknown(kwargs, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS)
+        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(cast(InstrumentOptions, kwargs))
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
@@ -354,35 +401,26 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         _InstrumentedInternalHTTPServer._class_telemetry = None
 
     @staticmethod
-    def instrument_app(
-        server: Any,
-        tracer_provider: Any = None,
-        meter_provider: Any = None,
-        excluded_urls: Optional[str] = None,
-        request_hook: Optional[RequestHook] = None,
-        response_hook: Optional[ResponseHook] = None,
-    ) -> None:
-        """Instrument one existing server, whatever class it was made from."""
+    def instrument_app(server: InternalHTTPServer, **options: Unpack[InstrumentOptions]) -> None:
+        """Instrument one existing server, whatever class it was made from.
+
+        Takes the same keyword arguments as ``instrument()`` (``InstrumentOptions``).
+        """
+        _warn_unknown(options, _OPTIONS)
         if _telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
-        telemetry = _build_telemetry(
-            tracer_provider=tracer_provider,
-            meter_provider=meter_provider,
-            excluded_urls=excluded_urls,
-            request_hook=request_hook,
-            response_hook=response_hook,
-        )
+        telemetry = _build_telemetry(options)
         setattr(server, _INSTANCE_TELEMETRY, telemetry)
         if not isinstance(server, _InstrumentedInternalHTTPServer):
             # Instance attributes shadow the class's, so this reaches every
             # caller of the two seams and leaves the class untouched.
             for name, function in _INSTANCE_METHODS.items():
                 setattr(server, name, function.__get__(server))
-            server._is_instrumented_by_opentelemetry = True
+            setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
 
     @staticmethod
-    def uninstrument_app(server: Any) -> None:
+    def uninstrument_app(server: InternalHTTPServer) -> None:
         """Stop one server's telemetry, whether instrument_app or instrument() started it."""
         if _telemetry_of(server) is None:
             _logger.warning("Attempting to uninstrument %r while already uninstrumented", server)
@@ -394,4 +432,4 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             own = vars(server)
             for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY):
                 own.pop(name, None)
-            server._is_instrumented_by_opentelemetry = False
+            setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute
