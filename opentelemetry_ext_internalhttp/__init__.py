@@ -171,6 +171,7 @@ import internalhttp
 import internalhttp.server
 from internalhttp.response import Outcome
 from internalhttp.server import Request
+from opentelemetry._logs import LoggerProvider
 from opentelemetry.instrumentation._semconv import (
     _get_semconv_opt_in_modes,
     _OpenTelemetryStabilitySignalType,
@@ -237,6 +238,7 @@ class InstrumentOptions(TypedDict, total=False):
     known_methods: Optional[Union[str, list[str]]]
     sensitive_query_parameters: Optional[Union[str, list[str]]]
     opt_in: Optional[Union[str, list[str]]]
+    logger_provider: Optional[LoggerProvider]
 
 
 # What BaseInstrumentor.instrument() itself takes, beside our options.
@@ -265,6 +267,7 @@ def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
         meter_provider=options.get("meter_provider"),
         request_hook=options.get("request_hook"),
         response_hook=options.get("response_hook"),
+        logger_provider=options.get("logger_provider"),
     )
 
 
@@ -325,6 +328,19 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
             return super().respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
         return telemetry.respond(self, request, body, raise_exceptions, super().respond)
 
+    def log_failure(self, request: Request, error: BaseException) -> None:
+        telemetry = _telemetry_of(self)
+        if telemetry is None or not telemetry.exceptions_as_logs:
+            super().log_failure(request, error)
+
+    @property
+    def sensitive_query_parameters(self) -> tuple[str, ...]:  # type: ignore[override]  # read-only here
+        """The telemetry's list while instrumented, so log lines and spans redact alike."""
+        telemetry = _telemetry_of(self)
+        if telemetry is None:
+            return _OriginalInternalHTTPServer.sensitive_query_parameters  # type: ignore[no-any-return]
+        return telemetry.sensitive_query_parameters
+
 
 def _answer_of(server: Any) -> Callable[[Request, Any], Any]:
     """How to answer a prepared request the way ``server``'s own class would.
@@ -372,8 +388,19 @@ def _instance_respond(
     return telemetry.respond(server, request, body, raise_exceptions, respond)
 
 
+def _instance_log_failure(server: Any, request: Request, error: BaseException) -> None:
+    """``log_failure`` of a server of the original class, after ``instrument_app``."""
+    telemetry = _telemetry_of(server)
+    if telemetry is None or not telemetry.exceptions_as_logs:
+        type(server).log_failure(server, request, error)
+
+
 # The instance attributes instrument_app sets on a server of another class.
-_INSTANCE_METHODS = {"handle_request": _instance_handle_request, "respond": _instance_respond}
+_INSTANCE_METHODS = {
+    "handle_request": _instance_handle_request,
+    "respond": _instance_respond,
+    "log_failure": _instance_log_failure,
+}
 
 
 class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
@@ -417,6 +444,7 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             # caller of the two seams and leaves the class untouched.
             for name, function in _INSTANCE_METHODS.items():
                 setattr(server, name, function.__get__(server))
+            server.sensitive_query_parameters = telemetry.sensitive_query_parameters
             setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
 
     @staticmethod
@@ -430,6 +458,6 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             setattr(server, _INSTANCE_TELEMETRY, None)
         else:
             own = vars(server)
-            for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY):
+            for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY, "sensitive_query_parameters"):
                 own.pop(name, None)
             setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute

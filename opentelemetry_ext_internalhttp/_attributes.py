@@ -18,8 +18,8 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
 from typing import Any, NamedTuple, Optional
-from urllib.parse import unquote_plus
 
+from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
     HTTP_FLAVOR,
@@ -50,18 +50,9 @@ from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY,
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 from opentelemetry.util.http import detect_synthetic_user_agent
 
-REDACTED = "REDACTED"
-# Query parameters whose values are credentials: the list of the current
-# HTTP conventions (url.query: "sensitive content").
-DEFAULT_REDACTED_QUERY_PARAMS = (
-    "AWSAccessKeyId",
-    "Signature",
-    "sig",
-    "X-Goog-Signature",
-    "X-Amz-Signature",
-    "X-Amz-Credential",
-    "X-Amz-Security-Token",
-)
+# The framework's list and rule: its log lines and our attributes show a
+# request target the same way.
+DEFAULT_REDACTED_QUERY_PARAMS = SENSITIVE_QUERY_PARAMETERS
 DEFAULT_PORTS = {"http": 80, "https": 443}
 # The HTTP versions a request can have, spelled as network.protocol.version
 # wants them. Anything else is a client's invention and is not recorded: the
@@ -221,25 +212,6 @@ def claimed_host(target: str, headers: Mapping[str, str]) -> Optional[str]:
         or headers.get(":authority")
         or headers.get("host")
     )
-
-
-def redact_query(query: str, names: Iterable[str]) -> str:
-    """Replace the values of credential-like query parameters; keep the rest as sent.
-
-    A name is compared decoded, so ``s%69g`` is ``sig`` too.
-
-    >>> redact_query("a=1&sig=abc&b=&X-Amz-Credential=xyz", DEFAULT_REDACTED_QUERY_PARAMS)
-    'a=1&sig=REDACTED&b=&X-Amz-Credential=REDACTED'
-    """
-    if "%" not in query and "+" not in query and not any(name in query for name in names):
-        return query
-    redacted = frozenset(names)
-    parts = query.split("&")
-    for index, part in enumerate(parts):
-        name, equals, _ = part.partition("=")
-        if equals and unquote_plus(name) in redacted:
-            parts[index] = f"{name}={REDACTED}"
-    return "&".join(parts)
 
 
 def add_url(

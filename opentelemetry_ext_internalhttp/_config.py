@@ -55,6 +55,7 @@ OPT_INS = (
 OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
 KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"
 SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS"
+EXCEPTION_SIGNAL_VARIABLE = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"
 
 
 class Settings(NamedTuple):
@@ -68,6 +69,9 @@ class Settings(NamedTuple):
     redacted_query_params: tuple[str, ...]
     known_methods: Optional[tuple[str, ...]]
     opt_in: frozenset[str]
+    # Where a handler's exception is recorded: a span event, a log event, or both.
+    exception_span_events: bool
+    exception_logs: bool
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -202,4 +206,19 @@ def read_settings(
         ),
         known_methods=_setting("known_methods", known_methods, (KNOWN_METHODS_VARIABLE,), _names, None),
         opt_in=_setting("opt_in", opt_in, (OPT_IN_VARIABLE,), _opt_ins, frozenset()),
+        **_exception_signal(),
     )
+
+
+def _exception_signal() -> dict[str, bool]:
+    """``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``: ``logs``, ``logs/dup``, or unset for span events.
+
+    Read like ``OTEL_SEMCONV_STABILITY_OPT_IN``: a comma-separated list, the
+    first value that names this signal wins.
+    """
+    values = split_list(os.environ.get(EXCEPTION_SIGNAL_VARIABLE, ""))
+    if "logs/dup" in values:
+        return {"exception_span_events": True, "exception_logs": True}
+    if "logs" in values:
+        return {"exception_span_events": False, "exception_logs": True}
+    return {"exception_span_events": True, "exception_logs": False}

@@ -55,6 +55,8 @@ RECORD_RESPONSE = LogAndGoOn("record a response")
 RECORD_DURATION = LogAndGoOn("record a request duration")
 COUNT_ACTIVE = LogAndGoOn("count an active request")
 END_SPAN = LogAndGoOn("end a span")
+EMIT_EXCEPTION = LogAndGoOn("emit an exception log event")
+INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse to a response")
 
 
 class LogAndRecordOnSpan(LogAndGoOn):

@@ -20,6 +20,7 @@ request goes on with the handler's own result.
 
 from __future__ import annotations
 
+import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
 from timeit import default_timer
@@ -29,6 +30,7 @@ from internalhttp.response import NormalizedResponse, Outcome, response_for
 from internalhttp.routing import NOT_FOUND, split_target
 from internalhttp.server import Headers, Request
 from opentelemetry import context, trace
+from opentelemetry._logs import SeverityNumber, get_logger
 from opentelemetry.context import Context
 from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
 from opentelemetry.instrumentation._semconv import (
@@ -38,6 +40,7 @@ from opentelemetry.instrumentation._semconv import (
     _report_old,
     _StabilityMode,
 )
+from opentelemetry.instrumentation.propagators import FuncSetter, get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
 from opentelemetry.propagate import extract
@@ -51,6 +54,11 @@ from opentelemetry.semconv._incubating.metrics.http_metrics import (
     HTTP_SERVER_RESPONSE_BODY_SIZE,
 )
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
+from opentelemetry.semconv.attributes.exception_attributes import (
+    EXCEPTION_MESSAGE,
+    EXCEPTION_STACKTRACE,
+    EXCEPTION_TYPE,
+)
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD_ORIGINAL
 from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
@@ -99,6 +107,7 @@ _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 # them bounded, but the cache is bounded too, should a bug make one not be.
 _SHARED_CACHE_LIMIT = 1024
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
+_EXCEPTION_EVENT = "http.server.request.exception"
 _SPAN_OPT_INS = frozenset(
     {
         "client.port",
@@ -206,6 +215,7 @@ class _RequestTelemetry:
         meter_provider: Any = None,
         request_hook: Optional[RequestHook] = None,
         response_hook: Optional[ResponseHook] = None,
+        logger_provider: Any = None,
     ) -> None:
         self._keys = AttributeKeys.for_mode(
             _report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode)
@@ -244,6 +254,15 @@ class _RequestTelemetry:
             )
         self._body_sizes = _BodySizeHistograms(meter, self._keys, opt_in)
         self._settings = settings
+        self.sensitive_query_parameters = settings.redacted_query_params
+        # With exceptions as log events, the event is the request's error
+        # record: the framework's own error line would say it a second time.
+        self.exceptions_as_logs = settings.exception_logs
+        self._exception_logger = None
+        if settings.exception_logs:
+            self._exception_logger = get_logger(
+                _INSTRUMENTATION_NAME, __version__, logger_provider, schema_url=schema_url
+            )
         self._span_opt_ins = _SPAN_OPT_INS & opt_in
         self._metric_opt_ins = _METRIC_OPT_INS & opt_in if self._keys.new else frozenset()
         self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
@@ -334,6 +353,9 @@ class _RequestTelemetry:
         finally:
             _CURRENT_EXCHANGE.reset(token)
         if state is not None:
+            if state.shared is not None:
+                with _guard.INJECT_RESPONSE_CONTEXT:
+                    _inject_traceresponse(outcome.response)
             self._finish(state, outcome.response, outcome.error, outcome.value)
         return outcome
 
@@ -546,6 +568,9 @@ class _RequestTelemetry:
             if error is None and self._response_hook is not None:
                 with _guard.LogAndRecordOnSpan("run response_hook", span):
                     self._response_hook(span, state.view, value)  # type: ignore[arg-type]  # set with the hook
+            if error is not None and self._exception_logger is not None:
+                with _guard.EMIT_EXCEPTION:
+                    self._emit_exception(error)
             with _guard.RECORD_DURATION:
                 self._record_metrics(state, shared, status, error_type, response)
         finally:
@@ -574,12 +599,29 @@ class _RequestTelemetry:
             if self._keys.new:
                 # error.type exists only in the stable conventions.
                 span.set_attribute(ERROR_TYPE, error_type)
-            if error is not None:
+            if error is not None and self._settings.exception_span_events:
                 span.record_exception(error)
             # The description is the message alone: the type is in
             # error.type and in the exception event already.
             span.set_status(Status(StatusCode.ERROR, str(error) if error is not None else None))
         return error_type
+
+    def _emit_exception(self, error: BaseException) -> None:
+        """The ``http.server.request.exception`` log event, in the request's span context."""
+        assert self._exception_logger is not None
+        self._exception_logger.emit(
+            event_name=_EXCEPTION_EVENT,
+            severity_number=SeverityNumber.ERROR,
+            severity_text="ERROR",
+            context=context.get_current(),
+            attributes={
+                EXCEPTION_TYPE: _error_type(error),
+                EXCEPTION_MESSAGE: str(error),
+                EXCEPTION_STACKTRACE: "".join(
+                    traceback.format_exception(type(error), error, error.__traceback__)
+                ),
+            },
+        )
 
     def _record_response_headers(self, span: Span, response: NormalizedResponse) -> None:
         patterns = self._settings.captured_response_headers
@@ -616,6 +658,24 @@ class _RequestTelemetry:
         if self._body_sizes.enabled:
             response_size = len(response.body) if response is not None else None
             self._body_sizes.record(state.request_size, response_size, new, old)
+
+
+def _append_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
+    headers.append((name, value))
+
+
+_APPEND_HEADER = FuncSetter(_append_header)
+
+
+def _inject_traceresponse(response: NormalizedResponse) -> None:
+    """Add the global response propagator's headers (``traceresponse``) to the response as sent.
+
+    Only the serving layer's copy changes: the value ``handle_request``
+    returned is left as the handler made it.
+    """
+    propagator = get_global_response_propagator()
+    if propagator is not None:
+        propagator.inject(response.headers, setter=_APPEND_HEADER)
 
 
 class _BodySizeHistograms:

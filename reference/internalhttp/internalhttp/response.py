@@ -30,7 +30,6 @@ __all__ = [
     "Outcome",
     "dispatch",
     "internal_server_error",
-    "log_failure",
     "normalize_response",
     "response_for",
 ]
@@ -236,11 +235,6 @@ def response_for(value: Any) -> Outcome:
         return Outcome(normalize_response(value), value)
     except Exception as error:
         return Outcome(internal_server_error(), value, error)
-
-
-def log_failure(method: str, target: str, error: BaseException) -> None:
-    """Log ``error`` as the failure of one request, with its traceback."""
-    logger.error("internalhttp: error while handling %s %s", method, target, exc_info=error)
 
 
 def dispatch(

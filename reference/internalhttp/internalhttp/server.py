@@ -19,21 +19,20 @@ one method sees every request however the application is served.
 
 from __future__ import annotations
 
+import logging
 import re
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
-from internalhttp.response import (
-    NormalizedResponse,
-    Outcome,
-    internal_server_error,
-    log_failure,
-    response_for,
-)
+from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, escape_control, loggable_target
+from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
 __all__ = ["ConnectionInfo", "Headers", "InternalHTTPServer", "Outcome", "Request", "Route", "RouteMatch"]
+
+logger = logging.getLogger("internalhttp")
+access_logger = logging.getLogger("internalhttp.access")
 
 # An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
 # non-ASCII letters, which str.isalpha() accepts, cannot register a route no
@@ -166,6 +165,9 @@ class InternalHTTPServer:
       → :meth:`handle_request` (the application's answer, unchanged)
       → :meth:`dispatch` (call the handler, or answer 404/405).
     """
+
+    # Query parameters whose values this server's log lines never show.
+    sensitive_query_parameters: Tuple[str, ...] = SENSITIVE_QUERY_PARAMETERS
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -357,14 +359,44 @@ class InternalHTTPServer:
         except Exception as error:
             if raise_exceptions:
                 raise
-            log_failure(request.method, request.target, error)
-            return Outcome(internal_server_error(), None, error)
-        outcome = response_for(value)
-        if outcome.error is not None:
-            if raise_exceptions:
-                raise outcome.error
-            log_failure(request.method, request.target, outcome.error)
+            self.log_failure(request, error)
+            outcome = Outcome(internal_server_error(), None, error)
+        else:
+            outcome = response_for(value)
+            if outcome.error is not None:
+                if raise_exceptions:
+                    raise outcome.error
+                self.log_failure(request, outcome.error)
+        self.log_access(request, outcome.response)
         return outcome
+
+    def log_access(self, request: Request, response: NormalizedResponse) -> None:
+        """Write the access line of a request, on the ``internalhttp.access`` logger at INFO.
+
+        ``client - "METHOD target" status bytes``, the target with query
+        credentials redacted and control characters escaped. Called by
+        :meth:`respond` before the response is written, so whatever wraps
+        ``respond`` (a span's context) is still current.
+        """
+        if access_logger.isEnabledFor(logging.INFO):
+            client = getattr(request.connection, "client_address", None) or "-"
+            access_logger.info(
+                '%s - "%s %s" %d %d',
+                client,
+                escape_control(str(request.method)),
+                loggable_target(request.target, self.sensitive_query_parameters),
+                response.status,
+                len(response.body),
+            )
+
+    def log_failure(self, request: Request, error: BaseException) -> None:
+        """Log a request that failed (a 500), with the traceback, on the ``internalhttp`` logger at ERROR."""
+        logger.error(
+            "internalhttp: error while handling %s %s",
+            escape_control(str(request.method)),
+            loggable_target(request.target, self.sensitive_query_parameters),
+            exc_info=error,
+        )
 
     def serve_request(
         self,

@@ -215,6 +215,11 @@ class _RequestHandler(BaseHTTPRequestHandler):
     def version_string(self) -> str:
         return self.server_version  # without the base class's trailing space
 
+    def log_request(self, code: Any = "-", size: Any = "-") -> None:
+        # The application's access line is written by InternalHTTPServer.respond,
+        # inside whatever wraps it (a span's context); this would be a second one.
+        pass
+
     def log_message(self, format: str, *args: Any) -> None:
         # The base class writes an access log line to stderr for every
         # request; a library must leave that decision to the application.

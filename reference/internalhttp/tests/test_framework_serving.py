@@ -519,15 +519,15 @@ def test_requests_are_handled_in_parallel(running: RunningServer, app: Recording
         fast.close()
 
 
-def test_the_access_log_goes_to_a_debug_logger_not_stderr(
+def test_one_access_line_per_request_goes_to_an_info_logger_not_stderr(
     client: http.client.HTTPConnection, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
 ) -> None:
     with caplog.at_level(logging.DEBUG, logger="internalhttp.access"):
         get(client, "/users/1?q=2")
 
     [record] = [r for r in caplog.records if r.name == "internalhttp.access"]
-    assert record.levelno == logging.DEBUG
-    assert '"GET /users/1?q=2 HTTP/1.1" 200' in record.getMessage()
+    assert record.levelno == logging.INFO
+    assert record.getMessage() == '127.0.0.1 - "GET /users/1?q=2" 200 10'  # {"id":"1"}
     assert capfd.readouterr().err == ""
 
 
