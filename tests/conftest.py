@@ -15,6 +15,9 @@ from opentelemetry.instrumentation._semconv import (
     OTEL_SEMCONV_STABILITY_OPT_IN,
     _OpenTelemetrySemanticConventionStability,
 )
+from opentelemetry.instrumentation.logging.handler import LoggingHandler
+from opentelemetry.sdk._logs import LoggerProvider
+from opentelemetry.sdk._logs.export import InMemoryLogRecordExporter, SimpleLogRecordProcessor
 from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -46,6 +49,31 @@ def metric_reader() -> InMemoryMetricReader:
 @pytest.fixture
 def meter_provider(metric_reader: InMemoryMetricReader) -> MeterProvider:
     return MeterProvider(metric_readers=[metric_reader])
+
+
+@pytest.fixture
+def log_exporter() -> InMemoryLogRecordExporter:
+    return InMemoryLogRecordExporter()
+
+
+@pytest.fixture
+def logger_provider(log_exporter: InMemoryLogRecordExporter) -> LoggerProvider:
+    provider = LoggerProvider()
+    provider.add_log_record_processor(SimpleLogRecordProcessor(log_exporter))
+    return provider
+
+
+@pytest.fixture
+def framework_logs(logger_provider: LoggerProvider) -> Iterator[None]:
+    """The framework's log lines (``internalhttp``, INFO and up) through the SDK's logging bridge."""
+    handler = LoggingHandler(level=logging.INFO, logger_provider=logger_provider)
+    framework = logging.getLogger("internalhttp")
+    level = framework.level
+    framework.addHandler(handler)
+    framework.setLevel(logging.INFO)
+    yield
+    framework.removeHandler(handler)
+    framework.setLevel(level)
 
 
 @pytest.fixture
