@@ -297,7 +297,7 @@ def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
     return None
 
 
-class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ignore[misc,valid-type]
+class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
     """The class ``instrument()`` puts in place of ``InternalHTTPServer``."""
 
     # Shared by every instance: set by instrument(), None after uninstrument(),
@@ -325,7 +325,7 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
     def respond(self, request: Request, body: Any = b"", *, raise_exceptions: bool = False) -> Outcome:
         telemetry = _telemetry_of(self)
         if telemetry is None:
-            return super().respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
+            return super().respond(request, body, raise_exceptions=raise_exceptions)
         return telemetry.respond(self, request, body, raise_exceptions, super().respond)
 
     def log_failure(self, request: Request, error: BaseException) -> None:
@@ -338,7 +338,7 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):  # type: ign
         """The telemetry's list while instrumented, so log lines and spans redact alike."""
         telemetry = _telemetry_of(self)
         if telemetry is None:
-            return _OriginalInternalHTTPServer.sensitive_query_parameters  # type: ignore[no-any-return]
+            return _OriginalInternalHTTPServer.sensitive_query_parameters
         return telemetry.sensitive_query_parameters
 
 

@@ -40,10 +40,11 @@ from opentelemetry.instrumentation._semconv import (
     _report_old,
     _StabilityMode,
 )
-from opentelemetry.instrumentation.propagators import FuncSetter, get_global_response_propagator
+from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
 from opentelemetry.propagate import extract
+from opentelemetry.propagators.textmap import Setter
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_REQUEST_BODY_SIZE,
     HTTP_RESPONSE_BODY_SIZE,
@@ -660,11 +661,14 @@ class _RequestTelemetry:
             self._body_sizes.record(state.request_size, response_size, new, old)
 
 
-def _append_header(headers: list[tuple[str, str]], name: str, value: str) -> None:
-    headers.append((name, value))
+class _AppendHeader(Setter[list[tuple[str, str]]]):
+    """Adds a header to a response's list of ``(name, value)`` pairs."""
+
+    def set(self, carrier: list[tuple[str, str]], key: str, value: str) -> None:
+        carrier.append((key, value))
 
 
-_APPEND_HEADER = FuncSetter(_append_header)
+_APPEND_HEADER = _AppendHeader()
 
 
 def _inject_traceresponse(response: NormalizedResponse) -> None:
@@ -673,7 +677,7 @@ def _inject_traceresponse(response: NormalizedResponse) -> None:
     Only the serving layer's copy changes: the value ``handle_request``
     returned is left as the handler made it.
     """
-    propagator = get_global_response_propagator()
+    propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
     if propagator is not None:
         propagator.inject(response.headers, setter=_APPEND_HEADER)
 
