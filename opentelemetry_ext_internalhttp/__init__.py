@@ -1,17 +1,15 @@
-"""OpenTelemetry instrumentation for the ``internalhttp`` framework.
+"""OpenTelemetry instrumentation for the internalhttp framework.
 
-Every request an ``internalhttp`` server dispatches becomes one SERVER span,
-named after its route template (``GET /users/<user_id>``), with the HTTP
+Every request an internalhttp server dispatches becomes one SERVER span
+named after its route template ("GET /users/<user_id>"), with the HTTP
 semantic-convention attributes, W3C trace context taken from the request
-headers, and the HTTP server metrics ``http.server.request.duration`` (or the
-older ``http.server.duration``) and ``http.server.active_requests``.
+headers, the HTTP server metrics, and the framework's log lines written in
+the span's context so that logs, traces and metrics line up.
 
 Usage
 -----
-Instrument every server created from now on. Call it before the application
-imports ``InternalHTTPServer`` (see Limitations):
-
-.. code-block:: python
+Instrument every server created from now on, before the application
+imports InternalHTTPServer (see Limitations):
 
     from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
@@ -25,139 +23,206 @@ imports ``InternalHTTPServer`` (see Limitations):
     def get_user(headers, body, user_id):
         return {"status": 200, "body": {"id": user_id}}
 
-Or with no code change at all, through the ``opentelemetry_instrumentor``
-entry point::
+Or with no code change, through the opentelemetry_instrumentor entry point
+(console output; see the README for OTLP):
 
-    opentelemetry-instrument --traces_exporter console python app.py
+    opentelemetry-instrument --traces_exporter console --metrics_exporter console \
+        --logs_exporter console --service_name shop python app.py
 
-Instrument one server that already exists (created before ``instrument()``,
-from a class reference taken before it, or of your own subclass):
+Instrument one server that already exists (made before instrument(), from
+a class reference taken before it, or of your own subclass), and undo it:
 
-.. code-block:: python
-
-    InternalHTTPInstrumentor.instrument_app(server)
-    ...
+    InternalHTTPInstrumentor.instrument_app(server, tracer_provider=provider)
     InternalHTTPInstrumentor.uninstrument_app(server)
 
-``InternalHTTPInstrumentor().uninstrument()`` restores the original class;
+InternalHTTPInstrumentor().uninstrument() restores the original class;
 servers created while instrumented stop recording too, and record again,
-with the new configuration, after the next ``instrument()``. Servers
-instrumented with ``instrument_app`` keep their own configuration until
-``uninstrument_app``; a server switched off with ``uninstrument_app`` stays
-off through later ``instrument()`` calls until ``instrument_app`` is called
-on it again. Instrumenting what is already instrumented, or the reverse,
-logs a warning and changes nothing.
+with the new configuration, after the next instrument(). A server given its
+own configuration by instrument_app keeps it until uninstrument_app; one
+switched off by uninstrument_app stays off through later instrument()
+calls. Instrumenting what is instrumented, or the reverse, logs a warning
+and changes nothing.
 
 Configuration
 -------------
-``instrument()`` and ``instrument_app()`` take the same keyword arguments:
+instrument() and instrument_app(server) take the same keyword arguments
+(typed as InstrumentOptions); an unknown keyword is named in a warning.
+Each falls back to its environment variable, read when instrument() or
+instrument_app() runs, then to the default.
 
-=====================  ==========================================  ========================
-Argument               Meaning                                     Default
-=====================  ==========================================  ========================
-``tracer_provider``    where spans go                              the global provider
-``meter_provider``     where metrics go                            the global provider
-``excluded_urls``      comma-separated regexes searched in the     the environment (below)
-                       request *path* (never the query)
-``request_hook``       ``hook(span, request)`` after the span      none
-                       starts
-``response_hook``      ``hook(span, request, response)`` before    none
-                       the span ends, when the handler returned
-=====================  ==========================================  ========================
+  tracer_provider      where spans go. Default: the global provider.
+  meter_provider       where metrics go. Default: the global provider.
+  logger_provider      where exception log events go (see Logs).
+                       Default: the global provider.
+  excluded_urls        comma-separated regexes; a request is not recorded
+                       when one matches its path or scheme://host[:port]/path
+                       (never the query). Env: OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS,
+                       else OTEL_PYTHON_EXCLUDED_URLS. Default: none.
+  request_hook         hook(span, request) after the span starts.
+  response_hook        hook(span, request, response) before the span ends,
+                       when the handler returned; response is its value.
+                       A hook's request is a read-only RequestView: method,
+                       path (the target as sent), headers (lower-case names),
+                       body, server.
+  http_capture_headers_server_request
+                       request headers to record, regexes (string or list).
+                       Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST.
+  http_capture_headers_server_response
+                       response headers to record, as the client receives
+                       them (Content-Type and Content-Length included).
+                       Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE.
+  http_capture_headers_sanitize_fields
+                       captured headers recorded as "[REDACTED]".
+                       Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS.
+  known_methods        the methods recorded as sent; replaces the default
+                       list CONNECT, DELETE, GET, HEAD, OPTIONS, PATCH, POST,
+                       PUT, QUERY, TRACE (case-sensitive).
+                       Env: OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS.
+  sensitive_query_parameters
+                       query parameters whose values become REDACTED, on
+                       spans and in the framework's log lines; replaces the
+                       default AWSAccessKeyId, Signature, sig, X-Goog-Signature,
+                       X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token.
+                       Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS.
+  opt_in               opt-in attributes and metrics to record (string or
+                       list), "all" for every one. Env: OTEL_PYTHON_INTERNALHTTP_OPT_IN.
+                       Default: none. The names:
+                         client.port, network.local.address, network.local.port,
+                         network.transport, user_agent.synthetic.type,
+                         http.request.body.size, http.response.body.size
+                                          span attributes;
+                         http.server.request.body.size,
+                         http.server.response.body.size
+                                          histograms (old conventions:
+                                          http.server.request.size / .response.size);
+                         server.address, server.port
+                                          on the metrics, from the serving
+                                          layer's local address, at most 16 pairs;
+                         user_agent.synthetic.type
+                                          on the duration metric too;
+                         http.server.active_requests
+                                          the counter in the "http" mode.
+  skip_dep_check       (instrument() only) instrument even if the installed
+                       internalhttp is outside >= 2.0, < 3.0. Default: False.
 
-``request`` is a read-only ``RequestView`` with ``method``, ``path`` (the
-request target), ``headers`` (lower-case names), ``body`` and ``server``. A hook
-that raises is logged and ignored.
+Other environment variables:
 
-Environment variables, read when ``instrument()`` / ``instrument_app()`` runs:
+  OTEL_SEMCONV_STABILITY_OPT_IN          unset: the old conventions (schema
+                                         1.11.0); "http": the stable ones as of
+                                         semantic conventions v1.44.0 (schema
+                                         1.44.0); "http/dup": both.
+  OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN   unset: a handler's exception is a span
+                                         event; "logs": a log event instead;
+                                         "logs/dup": both.
+  OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
+                                         keep unknown methods as sent (at most 32
+                                         distinct ones; later ones are _OTHER).
+  OTEL_PYTHON_DISABLED_INSTRUMENTATIONS  "internalhttp" turns this package off
+                                         under opentelemetry-instrument.
 
-============================================================  ==========================
-Variable                                                      Effect
-============================================================  ==========================
-``OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS``                    excluded paths (falls back
-                                                              to ``OTEL_PYTHON_EXCLUDED_URLS``)
-``OTEL_SEMCONV_STABILITY_OPT_IN``                             unset: old conventions;
-                                                              ``http``: stable; ``http/dup``: both
-``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST``  request headers to record
-``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE`` response headers to record
-``OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS`` headers recorded as
-                                                              ``[REDACTED]``
-``OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS``      keep non-standard methods
-                                                              instead of ``_OTHER``
-``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS=internalhttp``        ``opentelemetry-instrument``
-                                                              skips this package
-============================================================  ==========================
+An invalid keyword argument (a bad regex, an unknown opt-in) raises
+ValueError naming it. An invalid environment variable is logged as an
+error naming it and only that setting is ignored, so that under
+opentelemetry-instrument the other instrumentations still load.
 
-Captured headers are comma-separated, case-insensitive regexes matched
-against the whole header name. Values are recorded as lists of strings, with
-the attribute name ``http.request.header.<name>`` in lower case: the stable
-conventions keep dashes (``http.request.header.x-request-id``), the old ones
-turn them into underscores (``http.request.header.x_request_id``).
+Captured headers become http.request.header.<name> / http.response.header.<name>
+in lower case: dashes kept in the stable conventions (x-request-id),
+underscores in the old ones (x_request_id). They go on the SERVER span only.
 
 What is recorded
 ----------------
-- Span name ``{method} {route}``; ``{method}`` when no route matched (404);
-  ``HTTP {route}`` / ``HTTP`` for a method outside the standard set, which is
-  recorded as ``_OTHER`` with the method as sent in
-  ``http.request.method_original``.
-- Kind SERVER, its parent taken from the request headers by the global
-  propagator. When a span is already current (the server runs inside another
-  instrumented layer) the span is INTERNAL and a child of that one.
-- Status ERROR for 5xx responses and for exceptions (recorded as an
-  exception event, ``error.type`` the exception's class name; the exception
-  propagates unchanged); 4xx leaves it UNSET. The status code comes from the
-  response dict's ``status`` (200 when absent). A non-dict response records
-  no status code and leaves the span status UNSET; a ``status`` that is not
-  an integer records ``error.type`` with that value and status ERROR.
-- The values of ``AWSAccessKeyId``, ``Signature``, ``sig`` and
-  ``X-Goog-Signature`` in the query become ``REDACTED``.
-- Metrics carry only bounded attributes: method, scheme, route, status code,
-  ``error.type``, protocol version (and, in the old conventions, the host as
-  their schema 1.11.0 lists it: ``http.host``, ``net.host.name``,
-  ``net.host.port``), never the path or the query. ``url.scheme`` believes a
-  proxy's ``X-Forwarded-Proto`` / ``Forwarded: proto=`` only for ``http`` and
-  ``https``. The duration is recorded inside the span's context, so its
-  exemplars link to the trace. An excluded or suppressed request
-  (``suppress_instrumentation()``, ``suppress_http_instrumentation()``)
-  records nothing at all.
-- A handler that raises gets no status code: the 500 is the serving layer's
-  answer, sent after ``handle_request`` has raised. ``error.type`` (stable
-  conventions) and the span's ERROR status mark it instead.
-- With no SDK behind the API (no provider passed and none installed, or
-  no-op providers) and no hooks, only the trace context is carried: the
-  handler still runs in the caller's trace, and no attribute is computed.
-- An invalid regular expression in ``excluded_urls`` or in one of the
-  environment variables above makes ``instrument()`` / ``instrument_app()``
-  raise ``ValueError`` naming the setting.
+Span: named "{method} {route}", "{method}" when no route matched, "HTTP ..."
+for a method that is not known (recorded as _OTHER, with the method as
+sent in http.request.method_original). A method some route of the server
+answers is known (a PURGE /cache route records PURGE). Kind SERVER, its
+parent from the request headers (the global propagator); INTERNAL, and a
+child, when a span is already current. Every attribute known at the start,
+opt-ins and captured request headers included, is given to the sampler.
+
+The route and the headers are the framework's own reading of the request
+(InternalHTTPServer.prepare): routed once, whatever the target's form
+(an absolute-form target "GET http://h/p?q" records url.path /p).
+
+Status: the status the client received, whatever the handler returned:
+
+  handler returns                        status recorded   error.type
+  a dict, status given or 200            that status       the status, if 5xx
+  "text" or b"bytes"                     200
+  None                                   204
+  {"status": 200.0}, HTTPStatus.OK       200
+  a value the framework cannot send      500               its exception's type
+  (bad status, body not JSON, ...)
+  raises                                 500               the exception's type
+
+Span status ERROR for 5xx and exceptions (the description is the exception
+message alone), UNSET otherwise (4xx included). error.type (stable
+conventions only) is an exception's fully qualified type, as the SDK writes
+exception.type. The exception propagates unchanged; the handler's value is
+returned unchanged.
+
+Metrics: http.server.request.duration (s, stable) and http.server.duration
+(ms, old), recorded inside the span's context so that exemplars link to the
+trace; http.server.active_requests in the old and dup modes (opt-in in
+"http"). Their attributes are bounded whatever a client sends: method
+(known, _OTHER, or one of at most 32 captured), url.scheme (http or https:
+X-Forwarded-Proto and Forwarded: proto= are believed for those only), route,
+status code, error.type, and the HTTP version when it is 1.0, 1.1, 2 or 3.
+Never the path, the query, the client, or the host (Host, X-Forwarded-Host,
+Forwarded: host=, :authority stay on the span). Attributes a handler adds
+with contrib's labeler (opentelemetry.instrumentation._labeler.get_labeler)
+are added to its request's duration point: the application owns their
+cardinality.
+
+Query credentials (see sensitive_query_parameters) are REDACTED in url.query
+and http.target. Excluded and suppressed requests (suppress_instrumentation(),
+suppress_http_instrumentation()) record nothing. With no SDK behind the API
+and no hooks, only the caller's trace context is carried into the handler.
+A failure inside the telemetry is logged and the request goes on; no
+request content makes the instrumentation log at WARNING or above. A hook
+that raises is logged, recorded as an exception event on the span, and
+ignored.
+
+Logs
+----
+The framework writes each request's access line (internalhttp.access, INFO)
+and the error record of a failed request (internalhttp, ERROR) inside the
+request's span context, in every serving layer, so a logging bridge
+(opentelemetry-instrumentation-logging, or opentelemetry-instrument with
+OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true) gives them the span's
+trace and span ids. Python's loggers pass only WARNING and up by default:
+set logging.getLogger("internalhttp").setLevel(logging.INFO) to send the
+access lines too. Those lines never show a query credential and write a
+client's control characters escaped. With OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN
+set to logs or logs/dup, a handler's exception is the log event
+http.server.request.exception (severity ERROR, exception.type,
+exception.message, exception.stacktrace, in the span's context), and the
+framework's own error line is not written, so it is said once. With a global
+response propagator set (opentelemetry.instrumentation.propagators.
+set_global_response_propagator), every response carries traceresponse and
+Access-Control-Expose-Headers: traceresponse.
 
 Limitations
 -----------
-``instrument()`` replaces the class *binding*
-``internalhttp.server.InternalHTTPServer`` (and ``internalhttp.InternalHTTPServer``).
-A name imported before it still refers to the original class, so servers
-made from it are not traced:
-
-.. code-block:: python
+instrument() replaces the class binding internalhttp.server.InternalHTTPServer
+(and internalhttp.InternalHTTPServer). A name imported before it still
+refers to the original class, so servers made from it are not traced:
 
     from internalhttp.server import InternalHTTPServer   # taken too early
     InternalHTTPInstrumentor().instrument()
-    server = InternalHTTPServer("shop")                    # not traced
+    server = InternalHTTPServer("shop")                   # not traced
 
-Either call ``instrument()`` (or run under ``opentelemetry-instrument``)
-before the framework is imported, or instrument such servers with
-``InternalHTTPInstrumentor.instrument_app(server)``. The same holds for your
-own subclasses: one defined before ``instrument()`` derives from the original
-class. While instrumented, ``isinstance(old_server,
-internalhttp.server.InternalHTTPServer)`` is false for servers made from the
-original class, since the name now refers to the subclass; compare with a
-class reference taken at import time if that matters.
+Either call instrument() (or run under opentelemetry-instrument) before the
+framework is imported, or instrument such servers with instrument_app. The
+same holds for your own subclasses: one defined before instrument() derives
+from the original class. While instrumented, isinstance(old_server,
+internalhttp.server.InternalHTTPServer) is false for servers made from the
+original class; compare with a class reference taken at import time.
 
-``instrument_app`` on a server of the original class sets that server's own
-``handle_request`` attribute (the class is left alone); a copy of such a
-server shares it, so instrument copies separately.
-
-API
----
+instrument_app on a server of the original class sets attributes on that
+server (the class is left alone); a copy of it shares them, so instrument
+copies separately. Requests the socket server refuses before the
+application sees them (a malformed request line, 413, 431, 505) get no
+span: they never reach handle_request.
 """
 
 from __future__ import annotations
