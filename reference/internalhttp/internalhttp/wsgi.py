@@ -42,7 +42,9 @@ logger = logging.getLogger("internalhttp")
 _PATH_SAFE = "/:@!$&'()*+,;=~"
 
 
-def make_wsgi_app(server: InternalHTTPServer, *, max_body_size: int = DEFAULT_MAX_BODY_SIZE) -> WSGIApplication:
+def make_wsgi_app(
+    server: InternalHTTPServer, *, max_body_size: int = DEFAULT_MAX_BODY_SIZE
+) -> WSGIApplication:
     """Return a WSGI application that dispatches to ``server.handle_request``.
 
     The request is translated as follows:
