@@ -20,14 +20,15 @@ import resource
 import selectors
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import List, Tuple
 
 from internalhttp.serving import serve_forever
 
 _SCRIPT = str(Path(__file__).resolve())
-_ANNOUNCED = re.compile(r"internalhttp: serving .* on http://([0-9.]+):([0-9]+) \(Ctrl-C or SIGTERM to stop\)")
+_ANNOUNCED = re.compile(
+    r"internalhttp: serving .* on http://([0-9.]+):([0-9]+) \(Ctrl-C or SIGTERM to stop\)"
+)
 
 
 def start(*options: str, timeout: float = 10.0) -> Tuple[subprocess.Popen[str], Tuple[str, int]]:
@@ -81,9 +82,7 @@ def main() -> int:
     if args.nofile:
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
     atexit.register(lambda: print("atexit ran", flush=True))
-    serve_forever(
-        build_app(), "127.0.0.1", 0, grace_period=args.grace_period, head_timeout=args.head_timeout
-    )
+    serve_forever(build_app(), "127.0.0.1", 0, grace_period=args.grace_period, head_timeout=args.head_timeout)
     return 0
 
 
