@@ -20,8 +20,9 @@ import resource
 import selectors
 import subprocess
 import sys
+import time
 from pathlib import Path
-from typing import List, Tuple
+from typing import Callable, List, Tuple
 
 from internalhttp.serving import serve_forever
 
@@ -29,6 +30,9 @@ _SCRIPT = str(Path(__file__).resolve())
 _ANNOUNCED = re.compile(
     r"internalhttp: serving .* on http://([0-9.]+):([0-9]+) \(Ctrl-C or SIGTERM to stop\)"
 )
+
+
+Starter = Callable[..., Tuple["subprocess.Popen[str]", Tuple[str, int]]]
 
 
 def start(*options: str, timeout: float = 10.0) -> Tuple[subprocess.Popen[str], Tuple[str, int]]:
@@ -81,8 +85,11 @@ def main() -> int:
     args = parser.parse_args()
     if args.nofile:
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
+    app = build_app()
+    # A request still in progress for X-Seconds seconds: for the shutdown tests.
+    app.add_route("/sleep", lambda headers, body: time.sleep(float(headers["X-Seconds"])) or "slept")
     atexit.register(lambda: print("atexit ran", flush=True))
-    serve_forever(build_app(), "127.0.0.1", 0, grace_period=args.grace_period, head_timeout=args.head_timeout)
+    serve_forever(app, "127.0.0.1", 0, grace_period=args.grace_period, head_timeout=args.head_timeout)
     return 0
 
 
