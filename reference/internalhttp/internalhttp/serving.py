@@ -390,6 +390,7 @@ class _RequestHandler:
             elif self.request_version == "HTTP/1.0":
                 headers = [*headers, ("Connection", "keep-alive")]
         head = self._head(status, headers)
+        self.log_request(status)  # before answering, like http.server: the log is in order with the client
         if self.command == "HEAD" or not status_allows_body(status):
             payload = b""
         if len(payload) < _ONE_WRITE:
@@ -397,7 +398,6 @@ class _RequestHandler:
         else:
             self.connection.sendall(head)
             self.connection.sendall(payload)
-        self.log_request(status)
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer an error without involving the application, then close.
@@ -416,8 +416,8 @@ class _RequestHandler:
             ("Content-Length", str(len(body))),
             ("Connection", "close"),
         ]
-        self.connection.sendall(self._head(status, headers) + (b"" if self.command == "HEAD" else body))
         self.log_message('"%s" %s %s', _printable(self.requestline), str(status), "-")
+        self.connection.sendall(self._head(status, headers) + (b"" if self.command == "HEAD" else body))
         with contextlib.suppress(OSError):  # includes the linger timeout
             self.connection.shutdown(socket.SHUT_WR)
             self.connection.settimeout(_LINGER_TIMEOUT)
@@ -576,7 +576,8 @@ class _HTTPServer:
     def _maybe_resume(self, now: float) -> None:
         if self._accepting or (self._paused_until is not None and now < self._paused_until):
             return
-        if self._open_count() < self.limits.max_connections:
+        # A waiting connection can be closed to make room for a new one.
+        if self._waiting or self._open_count() < self.limits.max_connections:
             self._resume_accepting()
 
     def _watch(self, conn: _Connection) -> None:
@@ -913,8 +914,8 @@ def serve_forever(
     )
     with running:
         with _sigterm_sets(stop):
-            _announce(f"internalhttp: serving {server!r} on {running.url} (Ctrl-C or SIGTERM to stop)")
-            try:
+            try:  # from the announcement on: a parent may signal as soon as it reads it
+                _announce(f"internalhttp: serving {server!r} on {running.url} (Ctrl-C or SIGTERM to stop)")
                 # Waking up regularly lets Ctrl-C and SIGTERM through promptly.
                 while not stop and running._thread.is_alive():
                     running._thread.join(_WAKE_INTERVAL)

@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import contextlib
 import http.client
+import io
 import logging
 import socket
 import threading
 import time
 from pathlib import Path
-from typing import Iterator, List, Tuple
+from typing import Any, Dict, Iterator, List, Tuple
 
 import pytest
 import serve_subprocess
@@ -280,6 +281,76 @@ def test_running_out_of_file_descriptors_closes_the_oldest_waiting_connection_or
         waiting.close()
 
 
+def test_with_every_connection_busy_a_new_one_waits_for_room_then_is_served(app: RecordingServer) -> None:
+    with serve(app, max_connections=1) as running:
+        busy = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
+        try:
+            busy.request("GET", "/slow")
+            assert app.entered.wait(TIMEOUT)
+            newcomer = threading.Thread(
+                target=lambda: answers.append(
+                    exchange((running.host, running.port), b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+                )
+            )
+            answers: List[bytes] = []
+            newcomer.start()
+            time.sleep(0.3)
+            assert answers == []  # not accepted: the only connection is busy
+
+            app.release.set()
+            assert busy.getresponse().read() == b"finally"
+            newcomer.join(TIMEOUT)
+
+            assert [status_line(answer) for answer in answers] == [b"HTTP/1.1 200 OK"]
+            assert server_closed(busy.sock)  # idle again, it made room for the newcomer
+        finally:
+            busy.close()
+
+
+def test_a_head_completed_past_the_size_limit_is_refused(limited: RunningServer) -> None:
+    field = b"X-A: " + b"b" * 93 + b"\r\n"  # 100 bytes
+    with socket.create_connection((limited.host, limited.port), timeout=TIMEOUT) as sock:
+        sock.sendall(b"GET / HTTP/1.1\r\n" + field * 600)  # 60,016 bytes: under the limit
+        time.sleep(0.2)
+        sock.sendall(field * 100 + b"\r\n")  # the end of the head, past it
+        sock.shutdown(socket.SHUT_WR)
+        response = sock.recv(65536)
+
+    assert status_line(response).startswith(b"HTTP/1.1 431 ")
+    assert response.endswith(b": Request head too large\n")
+
+
+def test_a_status_without_a_reason_phrase_gets_an_empty_one(
+    running: RunningServer, app: RecordingServer
+) -> None:
+    app.add_route("/odd", lambda headers, body: {"status": 599})
+
+    response = exchange((running.host, running.port), b"GET /odd HTTP/1.1\r\nConnection: close\r\n\r\n")
+
+    assert status_line(response) == b"HTTP/1.1 599 "
+
+
+def test_the_wsgi_adapter_applies_the_body_limit_too(app: RecordingServer) -> None:
+    from wsgiref.util import setup_testing_defaults
+
+    from internalhttp import make_wsgi_app
+
+    wsgi_app = make_wsgi_app(app, max_body_size=4)
+    statuses: List[str] = []
+    for extra in (
+        {"CONTENT_LENGTH": "5", "wsgi.input": io.BytesIO(b"hello")},
+        {"CONTENT_LENGTH": str(10**20), "wsgi.input": io.BytesIO(b"")},
+        {"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(b"hello")},
+        {"wsgi.input_terminated": True, "wsgi.input": io.BytesIO(b"hell")},
+    ):
+        environ: Dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/echo", **extra}
+        setup_testing_defaults(environ)
+        wsgi_app(environ, lambda status, headers: statuses.append(status))  # type: ignore[arg-type,return-value]
+
+    assert statuses == ["413 Request Entity Too Large"] * 3 + ["200 OK"]
+    assert [call.body for call in app.calls] == [b"hell"]
+
+
 def test_invalid_limits_are_refused(app: RecordingServer) -> None:
     with pytest.raises(ValueError):
         serve(app, max_connections=0)
@@ -332,6 +403,30 @@ def test_an_oversized_body_never_reaches_memory(server_process: Tuple[int, Addre
     assert status_line(fixed).startswith(b"HTTP/1.1 413 ")
     assert status_line(chunked).startswith(b"HTTP/1.1 413 ") or chunked == b""  # reset before read
     assert serve_subprocess.peak_rss_mb(pid) < 100
+
+
+def test_running_out_of_descriptors_for_real_neither_spins_nor_stops_serving() -> None:
+    process, address = serve_subprocess.start("--nofile", "64")  # far below max_connections
+    slow: List[socket.socket] = []
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                slow.append(_connect_waiting(address))
+        cpu_before, started = _cpu_seconds(process.pid), time.monotonic()
+        for _ in range(3):
+            response = exchange(address, b"GET / HTTP/1.1\r\nConnection: close\r\n\r\n")
+            assert status_line(response) == b"HTTP/1.1 200 OK"
+            time.sleep(0.3)
+        busy = (_cpu_seconds(process.pid) - cpu_before) / (time.monotonic() - started)
+
+        assert busy < 0.5
+    finally:
+        for sock in slow:
+            sock.close()
+        process.terminate()
+        status, _, stderr = serve_subprocess.finish(process)
+    assert status == 0
+    assert sum("out of file descriptors" in line for line in stderr) == 1  # rate-limited
 
 
 def _threads(pid: int) -> int:
