@@ -347,7 +347,7 @@ def test_the_wsgi_adapter_applies_the_body_limit_too(app: RecordingServer) -> No
         setup_testing_defaults(environ)
         wsgi_app(environ, lambda status, headers: statuses.append(status))  # type: ignore[arg-type,return-value]
 
-    assert statuses == ["413 Request Entity Too Large"] * 3 + ["200 OK"]
+    assert [status[:3] for status in statuses] == ["413", "413", "413", "200"]  # phrases vary by Python
     assert [call.body for call in app.calls] == [b"hell"]
 
 
