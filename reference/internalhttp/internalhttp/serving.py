@@ -100,6 +100,10 @@ _FD_WARNING_INTERVAL = 60.0
 # this many requests of one connection in a row.
 _FOLLOW_UP_WAIT = 0.002
 _FOLLOW_UPS = 100
+# The slowest average rate, in bytes per second, at which a request body may
+# arrive once ``head_timeout`` has passed (see _Reader): slow enough for any
+# real client, fast enough that trickling bodies cannot hold the workers long.
+_MIN_BODY_RATE = 8192
 # Below this size a response's head and body are sent in one write.
 _ONE_WRITE = 65536
 # How often serve_forever() wakes up so that Ctrl-C and SIGTERM are handled promptly.
@@ -214,17 +218,31 @@ class _Reader:
 
     Works on the connection's own buffer, so whatever is read past the end of
     this request (a pipelined next request) stays there for the next one.
+
+    The body has a deadline too, so that a client trickling it in cannot
+    hold a worker: ``head_timeout`` seconds, plus one second for every
+    :data:`_MIN_BODY_RATE` bytes received so far. A body that falls behind
+    is answered with 408.
     """
 
-    def __init__(self, conn: _Connection) -> None:
+    def __init__(self, conn: _Connection, head_timeout: float) -> None:
         self._sock = conn.sock
         self._buffer = conn.buffer
+        self._deadline = time.monotonic() + head_timeout
 
     def _fill(self) -> None:
-        data = self._sock.recv(65536)
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestError(408, "Request body too slow")
+        self._sock.settimeout(remaining)
+        try:
+            data = self._sock.recv(65536)
+        except TimeoutError as exc:
+            raise RequestError(408, "Request body too slow") from exc
         if not data:
             raise _ClientGone
         self._buffer += data
+        self._deadline += len(data) / _MIN_BODY_RATE
 
     def buffered(self) -> bool:
         return bool(self._buffer)
@@ -304,7 +322,7 @@ class _RequestHandler:
         self.server = server
         self.connection = conn.sock
         self.client_address = conn.address
-        self.rfile = _Reader(conn)  # reads what follows the head in conn.buffer
+        self.rfile = _Reader(conn, server.limits.head_timeout)  # reads what follows the head
         line, _, self._fields = head.partition(b"\n")
         self.requestline = line.rstrip(b"\r").decode("latin-1")
         self.command = ""
@@ -390,6 +408,7 @@ class _RequestHandler:
             elif self.request_version == "HTTP/1.0":
                 headers = [*headers, ("Connection", "keep-alive")]
         head = self._head(status, headers)
+        self.connection.settimeout(self.server.limits.head_timeout)  # the body's deadline is over
         self.log_request(status)  # before answering, like http.server: the log is in order with the client
         if self.command == "HEAD" or not status_allows_body(status):
             payload = b""
@@ -417,6 +436,7 @@ class _RequestHandler:
             ("Connection", "close"),
         ]
         self.log_message('"%s" %s %s', _printable(self.requestline), str(status), "-")
+        self.connection.settimeout(self.server.limits.head_timeout)
         self.connection.sendall(self._head(status, headers) + (b"" if self.command == "HEAD" else body))
         with contextlib.suppress(OSError):  # includes the linger timeout
             self.connection.shutdown(socket.SHUT_WR)
@@ -845,8 +865,9 @@ def serve(
       Keep it well under the process's file-descriptor limit (``ulimit -n``).
     * ``max_workers``: requests handled at the same time at most (32).
     * ``head_timeout``: seconds a connection has to send a whole request head,
-      from when it was accepted or answered last (10 s); also the timeout of
-      every read of a body and write of a response.
+      from when it was accepted or answered last (10 s); a body has the same
+      time plus a second per 8 KiB received (else 408); also the timeout of
+      writing a response.
     * ``grace_period``: seconds :meth:`RunningServer.shutdown` waits for the
       requests in progress (10 s).
     """

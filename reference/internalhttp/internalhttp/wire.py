@@ -53,8 +53,8 @@ DEFAULT_MAX_HEAD_SIZE = 64 * 1024
 #: Most header fields (and chunked-body trailer fields) in one request.
 MAX_HEADERS = 100
 #: Seconds a connection has to deliver a whole request head, counted from
-#: when it was accepted or from its previous response. Also the timeout of
-#: each read of a body and each write of a response.
+#: when it was accepted or from its previous response. A body gets as long
+#: plus a second per 8 KiB received; a response as long to be written.
 DEFAULT_HEAD_TIMEOUT = 10.0
 #: Open client connections at most; past it the oldest one still waiting for
 #: its request head is closed to make room.

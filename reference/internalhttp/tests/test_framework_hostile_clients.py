@@ -185,6 +185,25 @@ def test_a_head_trickling_in_is_cut_off_at_the_head_deadline(app: RecordingServe
     assert app.calls == []
 
 
+def test_a_body_trickling_in_is_cut_off_and_answered_with_408(app: RecordingServer) -> None:
+    with serve(app, head_timeout=0.5) as running:
+        sock = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+        started = time.monotonic()
+        response = b""
+        with sock:
+            sock.sendall(post("Content-Length: 100\r\n"))
+            sock.settimeout(0.05)
+            while not response and time.monotonic() - started < 3:
+                with contextlib.suppress(OSError):
+                    sock.send(b"x")  # one byte every 50 ms: every read is "on time"
+                with contextlib.suppress(TimeoutError):
+                    response = sock.recv(65536)
+
+    assert status_line(response) == b"HTTP/1.1 408 Request Timeout"
+    assert time.monotonic() - started < 2
+    assert app.calls == []
+
+
 def test_an_idle_kept_alive_connection_is_closed_after_the_head_timeout(app: RecordingServer) -> None:
     with serve(app, head_timeout=0.3) as running:
         client = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
