@@ -43,7 +43,6 @@ import io
 import logging
 import queue
 import re
-import select
 import selectors
 import signal
 import socket
@@ -721,10 +720,15 @@ class _HTTPServer:
         The wait is short enough that a slow client cannot hold the worker.
         """
         if not conn.buffer:
-            ready, _, _ = select.select([conn.sock], [], [], _FOLLOW_UP_WAIT)
-            if not ready:
+            # A socket timeout, not select.select(): that fails on descriptors
+            # above 1023, and a selector would cost a descriptor of its own.
+            conn.sock.settimeout(_FOLLOW_UP_WAIT)
+            try:
+                data = conn.sock.recv(_RECV_SIZE)
+            except TimeoutError:
                 return -1
-            data = conn.sock.recv(_RECV_SIZE)
+            finally:
+                conn.sock.settimeout(self.limits.head_timeout)
             if not data:
                 return -1  # the loop sees the end of file too and closes
             conn.buffer += data

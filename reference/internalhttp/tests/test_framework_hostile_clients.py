@@ -11,6 +11,7 @@ import contextlib
 import http.client
 import io
 import logging
+import resource
 import socket
 import threading
 import time
@@ -368,6 +369,34 @@ def test_the_wsgi_adapter_applies_the_body_limit_too(app: RecordingServer) -> No
 
     assert [status[:3] for status in statuses] == ["413", "413", "413", "200"]  # phrases vary by Python
     assert [call.body for call in app.calls] == [b"hell"]
+
+
+def test_descriptors_above_1023_are_served_like_any_other(
+    app: RecordingServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < 2500:
+        if hard != resource.RLIM_INFINITY and hard < 2500:
+            pytest.skip("needs 2,500 file descriptors")
+        resource.setrlimit(resource.RLIMIT_NOFILE, (2500, hard))
+    idle: List[socket.socket] = []
+    try:
+        with serve(app, max_connections=2000) as running, caplog.at_level(logging.WARNING):
+            address = (running.host, running.port)
+            idle.extend(socket.create_connection(address, timeout=TIMEOUT) for _ in range(600))
+            client = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
+            answers = []
+            for _ in range(3):  # kept alive: the worker waits for the next request on a high descriptor
+                client.request("GET", "/")
+                answers.append(client.getresponse().read())
+            client.close()
+
+        assert client.sock is None and answers == [b"hello"] * 3
+        assert caplog.records == []
+    finally:
+        for sock in idle:
+            sock.close()
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
 def test_invalid_limits_are_refused(app: RecordingServer) -> None:
