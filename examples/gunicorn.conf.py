@@ -20,3 +20,12 @@ per worker in a ``post_fork`` hook instead of running under ``opentelemetry-inst
 # example needs none, and two instances would compete for the same path. Releases
 # without the setting ignore it (gunicorn skips unknown names in a config file).
 control_socket_disable = True
+
+# On SIGTERM (a stop, or the old workers of a reload) each worker finishes its
+# request, then the SDK's final export runs before it exits. With a collector that
+# does not answer, that export waits up to OTEL_EXPORTER_OTLP_TIMEOUT (seconds in the
+# Python OTLP exporters) for traces and again for metrics: set it to 2 in the
+# environment of opentelemetry-instrument (raw_env here would come too late: the SDK
+# is set up before this file is read). 10 s then covers a request of a few seconds
+# plus a 2 x 2 s flush; measured, a stop takes about 5 s with a silent collector.
+graceful_timeout = 10

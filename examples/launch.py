@@ -46,6 +46,9 @@ def otel_environment(service_name: str, endpoint: Optional[str], **overrides: st
         # waits on the shutdown flush alone.
         OTEL_BSP_SCHEDULE_DELAY="200",
         OTEL_METRIC_EXPORT_INTERVAL="1000",
+        # Seconds (in the Python exporters) each export may take, so that a stop
+        # with an unreachable collector takes about 5 s, not 15 (README, Deploying).
+        OTEL_EXPORTER_OTLP_TIMEOUT=os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "2"),
         # process.pid & co. in the resource: tells gunicorn workers apart.
         OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="process",
         PYTHONPATH=os.pathsep.join(filter(None, [str(EXAMPLES_DIR), os.environ.get("PYTHONPATH")])),

@@ -22,6 +22,8 @@ import logging
 import re
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
+from internalhttp.wire import TOKEN as _TOKEN  # RFC 9110, 5.1: a field name is a token
+
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
     from internalhttp.server import ConnectionInfo, InternalHTTPServer
 
@@ -39,8 +41,6 @@ logger = logging.getLogger("internalhttp")
 TEXT_PLAIN = "text/plain; charset=utf-8"
 APPLICATION_JSON = "application/json"
 
-# RFC 9110, section 5.1: a field name is a token.
-_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
 # RFC 9110, section 5.5: no CR, LF or NUL in a field value; the rest of the
 # check (Latin-1 only) is done by encoding, as both http.server and PEP 3333
 # put header strings on the wire as Latin-1.

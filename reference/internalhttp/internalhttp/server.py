@@ -37,7 +37,7 @@ access_logger = logging.getLogger("internalhttp.access")
 # An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
 # non-ASCII letters, which str.isalpha() accepts, cannot register a route no
 # request line could ever reach.
-_METHOD_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
+from internalhttp.wire import TOKEN as _METHOD_TOKEN  # noqa: E402  (the one definition)
 
 
 @dataclass(frozen=True)

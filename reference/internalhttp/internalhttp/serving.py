@@ -1,10 +1,26 @@
 """Serving an application over real sockets with the standard library.
 
-Built on :class:`http.server.ThreadingHTTPServer` (one thread per connection)
-so that the framework has no dependencies, yet behaves like a real HTTP/1.1
-server: persistent connections, any method token, ``Content-Length`` on
-every response, chunked request bodies, and a handler failure answered with a
-500 instead of a dropped connection.
+A small HTTP/1.1 server with no dependencies that holds up against slow and
+hostile clients:
+
+* one thread (the serving loop) accepts connections and reads request heads
+  without blocking, using :mod:`selectors`; a connection must deliver its
+  whole request head within ``head_timeout`` seconds, however slowly it
+  trickles in, so a client sending one byte at a time cannot hold on;
+* at most ``max_connections`` connections are open: past it, the one that
+  has waited longest for its head is closed to make room, so new clients
+  are always accepted and no file descriptor is leaked or exhausted;
+* a connection whose head is complete goes to a pool of at most
+  ``max_workers`` threads, which read the body (``max_body_size`` at most,
+  413 otherwise, decided from ``Content-Length`` before reading) and call
+  the application; a kept-alive connection then goes back to the loop to
+  wait for its next request without holding a thread;
+* malformed requests are answered with a proper status line (400, 413, 414,
+  431, 501, 505) and the connection closed, never with a traceback.
+
+Responses always carry ``Content-Length``; chunked request bodies, pipelined
+requests and ``Expect: 100-continue`` are supported; any method token reaches
+the application; a handler failure is answered with a 500.
 
 >>> import http.client
 >>> from internalhttp import InternalHTTPServer
@@ -21,19 +37,38 @@ b'hi'
 from __future__ import annotations
 
 import contextlib
+import errno
+import http.client
+import io
 import logging
+import queue
 import re
+import selectors
+import signal
 import socket
-import socketserver
 import sys
 import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import TYPE_CHECKING, Any, Callable, Dict, List, Tuple
+from email.utils import formatdate
+from http import HTTPStatus
+from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
 from internalhttp.response import dispatch, status_allows_body
 from internalhttp.server import ConnectionInfo, Headers
 from internalhttp.version import __version__
+from internalhttp.wire import (
+    DEFAULT_GRACE_PERIOD,
+    DEFAULT_HEAD_TIMEOUT,
+    DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_CONNECTIONS,
+    DEFAULT_MAX_HEAD_SIZE,
+    DEFAULT_MAX_WORKERS,
+    MAX_HEADERS,
+    RequestError,
+    parse_chunk_size,
+    parse_content_length,
+    parse_request_line,
+)
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
     from internalhttp.server import InternalHTTPServer
@@ -43,71 +78,268 @@ __all__ = ["RunningServer", "serve", "serve_forever"]
 logger = logging.getLogger("internalhttp")
 access_logger = logging.getLogger("internalhttp.access")
 
-# RFC 9110, section 9.1: a method is a token; anything else is a bad request.
-_METHOD_TOKEN = re.compile(r"[!#$%&'*+.^_`|~0-9A-Za-z-]+\Z")
-_CONTENT_LENGTH = re.compile(r"[0-9]+\Z")
-_CHUNK_SIZE = re.compile(rb"[0-9A-Fa-f]+\Z")
-_MAX_LINE = 65536  # the same limit http.server applies to the request line
-_MAX_TRAILERS = 100  # and to the number of header lines
-# How often the serving loop checks for shutdown: the upper bound on how long
-# RunningServer.shutdown() waits for the loop to notice.
-_POLL_INTERVAL = 0.05
-# How often serve_forever() wakes up so that Ctrl-C is handled promptly.
+SERVER_VERSION = f"internalhttp/{__version__}"
+
+# A request head ends with an empty line; bare LF line ends are tolerated
+# (RFC 9112, section 2.2), as http.server did.
+_HEAD_END = re.compile(rb"\r?\n\r?\n")
+_MAX_LINE = 65536  # longest chunk-size or trailer line, as http.server allowed
+_RECV_SIZE = 16384  # per read: bounds what a waiting connection can buffer
+_LISTEN_BACKLOG = 128
+_ACCEPT_BATCH = 64  # accepts per wake-up, so reading heads is not starved
+# How often the loop wakes up with nothing to do, to close connections whose
+# head deadline has passed and to resume accepting after a pause.
+_TICK = 0.25
+# After the process ran out of file descriptors and there was no waiting
+# connection to close, accepting pauses this long instead of spinning.
+_ACCEPT_BACKOFF = 0.1
+_FD_WARNING_INTERVAL = 60.0
+# A worker that answered a kept-alive connection waits this long for the next
+# request before handing the connection back to the loop, and serves at most
+# this many requests of one connection in a row.
+_FOLLOW_UP_WAIT = 0.002
+_FOLLOW_UPS = 100
+# The slowest average rate, in bytes per second, at which a request body may
+# arrive once ``head_timeout`` has passed (see _Reader): slow enough for any
+# real client, fast enough that trickling bodies cannot hold the workers long.
+_MIN_BODY_RATE = 8192
+# Below this size a response's head and body are sent in one write.
+_ONE_WRITE = 65536
+# How often serve_forever() wakes up so that Ctrl-C and SIGTERM are handled promptly.
 _WAKE_INTERVAL = 0.2
 # Lingering close after refusing a request: how long to wait for the client's
 # remaining input, and how much of it to discard at most.
 _LINGER_TIMEOUT = 1.0
 _LINGER_LIMIT = 1 << 20
-# How long shutdown waits for handlers that are still running.
-_SHUTDOWN_TIMEOUT = 5.0
+_ACCEPT = object()  # selector key data of the listening socket
+# Sent, if the socket takes it at once, to a client whose head timed out.
+_REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
 
 
-class _BadRequest(Exception):
-    """The request cannot be answered by the application; reply ``status``."""
-
-    def __init__(self, status: int, reason: str) -> None:
-        super().__init__(reason)
-        self.status = status
-        self.reason = reason
+class _Limits(NamedTuple):
+    max_body_size: int
+    max_head_size: int
+    max_connections: int
+    max_workers: int
+    head_timeout: float
 
 
 class _ClientGone(Exception):
-    """The client closed the connection before sending the whole body."""
+    """The client closed the connection before sending the whole request."""
 
 
-class _RequestHandler(BaseHTTPRequestHandler):
-    """Adapts one HTTP/1.1 connection to ``InternalHTTPServer.handle_request``."""
+class _Connection:
+    """A client connection and the bytes read from it but not yet used."""
 
-    server: _HTTPServer
-    protocol_version = "HTTP/1.1"  # persistent connections by default
-    server_version = f"internalhttp/{__version__}"
-    sys_version = ""
-    # The response head and body are separate writes; without TCP_NODELAY the
-    # second one waits for the client's delayed ACK on a kept-alive connection.
-    disable_nagle_algorithm = True
-    # Idle/read timeout per connection, so a silent client cannot pin a thread.
-    timeout = 30.0
+    __slots__ = ("address", "buffer", "deadline", "scanned", "sock")
 
-    def __getattr__(self, name: str) -> Callable[[], None]:
-        # BaseHTTPRequestHandler looks up ``do_<METHOD>`` for every request and
-        # answers 501 when it is missing. Every method goes to the application
-        # instead, which decides between a handler, 404 and 405.
-        if name.startswith("do_"):
-            return self._dispatch
-        raise AttributeError(name)
+    def __init__(self, sock: socket.socket, address: Tuple[str, int]) -> None:
+        self.sock = sock
+        self.address = address
+        self.buffer = bytearray()
+        self.deadline = 0.0
+        self.scanned = 0  # how much of buffer is known to hold no head end
 
-    def _dispatch(self) -> None:
-        if not _METHOD_TOKEN.match(self.command):
-            self._refuse(400, "Bad request method")
-            return
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+# -- the worker pool -------------------------------------------------------------
+
+
+class _WorkerPool:
+    """At most ``size`` daemon threads running tasks from a queue.
+
+    Not a ThreadPoolExecutor: its threads are joined at interpreter exit,
+    so one handler that never returns would keep the process from exiting;
+    these are daemons, like the connection threads this server used to have.
+    Threads are started as tasks need them.
+    """
+
+    def __init__(self, size: int, name: str) -> None:
+        self._size = size
+        self._name = name
+        self._tasks: queue.SimpleQueue[Optional[Callable[[], None]]] = queue.SimpleQueue()
+        self._lock = threading.Lock()
+        self._threads: List[threading.Thread] = []
+        self._busy: Set[threading.Thread] = set()
+        self._idle = 0
+        self._pending = 0
+
+    def submit(self, task: Callable[[], None]) -> None:
+        with self._lock:
+            self._pending += 1
+            if self._pending > self._idle and len(self._threads) < self._size:
+                thread = threading.Thread(
+                    target=self._work, name=f"{self._name}-{len(self._threads) + 1}", daemon=True
+                )
+                self._threads.append(thread)
+                thread.start()
+        self._tasks.put(task)
+
+    def _work(self) -> None:
+        me = threading.current_thread()
+        while True:
+            with self._lock:
+                self._idle += 1
+            task = self._tasks.get()
+            with self._lock:
+                self._idle -= 1
+                if task is None:
+                    return
+                self._pending -= 1
+                self._busy.add(me)
+            try:
+                task()
+            finally:
+                with self._lock:
+                    self._busy.discard(me)
+
+    def stop(self, timeout: float) -> List[threading.Thread]:
+        """Let queued tasks run, end the threads; return those still busy after ``timeout``."""
+        with self._lock:
+            threads = list(self._threads)
+        for _ in threads:
+            self._tasks.put(None)  # after every task already queued
+        deadline = time.monotonic() + timeout
+        for thread in threads:
+            if thread is not threading.current_thread():  # a handler stopping its own server
+                thread.join(max(0.0, deadline - time.monotonic()))
+        return [t for t in threads if t.is_alive() and t is not threading.current_thread()]
+
+
+# -- reading a request body --------------------------------------------------------
+
+
+class _Reader:
+    """Reads a body from what the loop already buffered, then from the socket.
+
+    Works on the connection's own buffer, so whatever is read past the end of
+    this request (a pipelined next request) stays there for the next one.
+
+    The body has a deadline too, so that a client trickling it in cannot
+    hold a worker: ``head_timeout`` seconds, plus one second for every
+    :data:`_MIN_BODY_RATE` bytes received so far. A body that falls behind
+    is answered with 408.
+    """
+
+    def __init__(self, conn: _Connection, head_timeout: float) -> None:
+        self._sock = conn.sock
+        self._buffer = conn.buffer
+        self._deadline = time.monotonic() + head_timeout
+
+    def _fill(self) -> None:
+        remaining = self._deadline - time.monotonic()
+        if remaining <= 0:
+            raise RequestError(408, "Request body too slow")
+        self._sock.settimeout(remaining)
         try:
+            data = self._sock.recv(65536)
+        except TimeoutError as exc:
+            raise RequestError(408, "Request body too slow") from exc
+        if not data:
+            raise _ClientGone
+        self._buffer += data
+        self._deadline += len(data) / _MIN_BODY_RATE
+
+    def buffered(self) -> bool:
+        return bool(self._buffer)
+
+    def read_exactly(self, size: int) -> bytes:
+        while len(self._buffer) < size:
+            self._fill()
+        with memoryview(self._buffer) as view:  # one copy, not two
+            data = bytes(view[:size])
+        del self._buffer[:size]
+        return data
+
+    def readline(self, limit: int) -> bytes:
+        start = 0
+        while True:
+            end = self._buffer.find(b"\n", start, limit + 1)
+            if end >= 0:
+                return self.read_exactly(end + 1)
+            if len(self._buffer) > limit:
+                raise RequestError(400, "Line too long in chunked body")
+            start = len(self._buffer)
+            self._fill()
+
+    def read_chunked(self, limit: int) -> bytes:
+        """Read a chunked body (RFC 9112, section 7.1), dropping any trailers.
+
+        A size is checked against ``limit`` before its chunk is read, so an
+        oversized body costs at most ``limit`` bytes of memory.
+        """
+        chunks: List[bytes] = []
+        total = 0
+        while True:
+            size = parse_chunk_size(self.readline(_MAX_LINE))
+            if size == 0:
+                break
+            total += size
+            if total > limit:
+                raise RequestError(413, "Request body too large")
+            chunks.append(self.read_exactly(size))
+            if self.read_exactly(2) != b"\r\n":
+                raise RequestError(400, "Chunk not followed by CRLF")
+        for _ in range(MAX_HEADERS + 1):
+            if self.readline(_MAX_LINE) in (b"\r\n", b"\n"):
+                return b"".join(chunks)
+        raise RequestError(431, "Too many trailer fields")
+
+
+# -- one request -------------------------------------------------------------------
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:  # a valid code with no registered phrase, e.g. 599
+        return ""
+
+
+def _printable(text: str) -> str:
+    """Request text fit for a log line: control characters escaped, bounded."""
+    return text[:1000].encode("unicode_escape").decode("ascii")
+
+
+def _wants_close(version: str, headers: http.client.HTTPMessage) -> bool:
+    tokens = {t.strip().lower() for v in headers.get_all("Connection") or [] for t in v.split(",")}
+    if "close" in tokens:
+        return True
+    return version == "HTTP/1.0" and "keep-alive" not in tokens  # HTTP/1.0 closes by default
+
+
+class _RequestHandler:
+    """Reads one request whose head is buffered, dispatches it and answers.
+
+    The attribute names are those of ``http.server.BaseHTTPRequestHandler``.
+    """
+
+    def __init__(self, server: _HTTPServer, conn: _Connection, head: bytes) -> None:
+        self.server = server
+        self.connection = conn.sock
+        self.client_address = conn.address
+        self.rfile = _Reader(conn, server.limits.head_timeout)  # reads what follows the head
+        line, _, self._fields = head.partition(b"\n")
+        self.requestline = line.rstrip(b"\r").decode("latin-1")
+        self.command = ""
+        self.path = ""
+        self.request_version = "HTTP/1.1"
+        self.headers = http.client.HTTPMessage()
+        self.close_connection = True
+
+    def handle(self) -> bool:
+        """Answer the request; return whether the connection stays open."""
+        try:
+            self._parse_head()
             body = self._read_body()
-        except _BadRequest as exc:
+        except RequestError as exc:
             self._refuse(exc.status, exc.reason)
-            return
+            return False
         except _ClientGone:
-            self.close_connection = True
-            return
+            return False
         status, headers, payload = dispatch(
             self.server.app,
             self.command,
@@ -116,14 +348,74 @@ class _RequestHandler(BaseHTTPRequestHandler):
             body,
             self._connection_info(),
         )
-        self.send_response(status)
-        for name, value in headers:
-            self.send_header(name, value)  # a "Connection: close" also closes
-        if self.close_connection and "connection" not in {name.lower() for name, _ in headers}:
-            self.send_header("Connection", "close")
-        self.end_headers()
-        if self.command != "HEAD" and status_allows_body(status):
-            self.wfile.write(payload)
+        self._respond(status, headers, payload)
+        return not self.close_connection
+
+    def _parse_head(self) -> None:
+        self.command, self.path, self.request_version = parse_request_line(self.requestline)
+        try:
+            self.headers = http.client.parse_headers(io.BytesIO(self._fields))
+        except http.client.HTTPException as exc:  # more than 100 fields
+            raise RequestError(431, "Too many header fields") from exc
+        self.close_connection = _wants_close(self.request_version, self.headers)
+
+    def _read_body(self) -> bytes:
+        limit = self.server.limits.max_body_size
+        transfer_encodings = self.headers.get_all("Transfer-Encoding") or []
+        lengths = self.headers.get_all("Content-Length") or []
+        if transfer_encodings:
+            # Both at once is how requests get smuggled past proxies (RFC 9112, 6.3).
+            if lengths:
+                raise RequestError(400, "Content-Length and Transfer-Encoding together")
+            codings = [c.strip().lower() for value in transfer_encodings for c in value.split(",")]
+            if codings != ["chunked"]:
+                raise RequestError(501, "Unsupported Transfer-Encoding")
+            self._continue()
+            return self.rfile.read_chunked(limit)
+        size = parse_content_length(lengths)
+        if not size:
+            return b""
+        if size > limit:  # decided before reading a byte of it
+            raise RequestError(413, "Request body too large")
+        self._continue()
+        return self.rfile.read_exactly(size)
+
+    def _continue(self) -> None:
+        # A client that sent "Expect: 100-continue" waits for this before the
+        # body; it is sent only once the body is known to be acceptable.
+        expect = self.headers.get("Expect", "")
+        wanted = expect.lower() == "100-continue" and self.request_version == "HTTP/1.1"
+        if wanted and not self.rfile.buffered():  # a client that sent the body anyway is not waiting
+            self.connection.sendall(b"HTTP/1.1 100 Continue\r\n\r\n")
+
+    def _head(self, status: int, headers: List[Tuple[str, str]]) -> bytes:
+        lines = [
+            f"HTTP/1.1 {status} {_phrase(status)}",
+            f"Server: {SERVER_VERSION}",
+            f"Date: {formatdate(usegmt=True)}",
+        ]
+        lines.extend(f"{name}: {value}" for name, value in headers)
+        return ("\r\n".join(lines) + "\r\n\r\n").encode("latin-1")
+
+    def _respond(self, status: int, headers: List[Tuple[str, str]], payload: bytes) -> None:
+        connection = [value.lower() for name, value in headers if name.lower() == "connection"]
+        if any("close" in value for value in connection) or self.server.stopping:
+            self.close_connection = True
+        if not connection:
+            if self.close_connection:
+                headers = [*headers, ("Connection", "close")]
+            elif self.request_version == "HTTP/1.0":
+                headers = [*headers, ("Connection", "keep-alive")]
+        head = self._head(status, headers)
+        self.connection.settimeout(self.server.limits.head_timeout)  # the body's deadline is over
+        self.log_request(status)  # before answering, like http.server: the log is in order with the client
+        if self.command == "HEAD" or not status_allows_body(status):
+            payload = b""
+        if len(payload) < _ONE_WRITE:
+            self.connection.sendall(head + payload)
+        else:
+            self.connection.sendall(head)
+            self.connection.sendall(payload)
 
     def _refuse(self, status: int, reason: str) -> None:
         """Answer an error without involving the application, then close.
@@ -135,7 +427,16 @@ class _RequestHandler(BaseHTTPRequestHandler):
         writing, read and discard what is still arriving for a moment, and
         only then let the connection close.
         """
-        self.send_error(status, reason)  # sends "Connection: close" and sets close_connection
+        self.close_connection = True
+        body = f"{status} {_phrase(status)}: {reason}\n".encode("ascii")
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+        ]
+        self.log_message('"%s" %s %s', _printable(self.requestline), str(status), "-")
+        self.connection.settimeout(self.server.limits.head_timeout)
+        self.connection.sendall(self._head(status, headers) + (b"" if self.command == "HEAD" else body))
         with contextlib.suppress(OSError):  # includes the linger timeout
             self.connection.shutdown(socket.SHUT_WR)
             self.connection.settimeout(_LINGER_TIMEOUT)
@@ -157,63 +458,13 @@ class _RequestHandler(BaseHTTPRequestHandler):
             protocol_version=self.request_version.partition("/")[2] or None,
         )
 
-    # -- request body -------------------------------------------------------
-
-    def _read_body(self) -> bytes:
-        transfer_encodings = self.headers.get_all("Transfer-Encoding") or []
-        lengths = self.headers.get_all("Content-Length") or []
-        if transfer_encodings:
-            # Both at once is how requests get smuggled past proxies (RFC 9112, 6.3).
-            if lengths:
-                raise _BadRequest(400, "Content-Length and Transfer-Encoding together")
-            codings = [c.strip().lower() for value in transfer_encodings for c in value.split(",")]
-            if codings != ["chunked"]:
-                raise _BadRequest(501, "Unsupported Transfer-Encoding")
-            return self._read_chunked()
-        if not lengths:
-            return b""
-        # Repeated identical values ("5, 5") are allowed by RFC 9110, 8.6.
-        values = {v.strip() for value in lengths for v in value.split(",")}
-        if len(values) != 1 or not _CONTENT_LENGTH.match(next(iter(values))):
-            raise _BadRequest(400, "Invalid Content-Length")
-        return self._read_exactly(int(values.pop()))
-
-    def _read_exactly(self, size: int) -> bytes:
-        data = self.rfile.read(size)
-        if len(data) < size:
-            raise _ClientGone
-        return data
-
-    def _read_line(self) -> bytes:
-        line = self.rfile.readline(_MAX_LINE + 1)
-        if not line:
-            raise _ClientGone
-        if len(line) > _MAX_LINE:
-            raise _BadRequest(400, "Line too long in chunked body")
-        return line
-
-    def _read_chunked(self) -> bytes:
-        """Read a chunked body (RFC 9112, section 7.1), dropping any trailers."""
-        chunks: List[bytes] = []
-        while True:
-            size_text = self._read_line().split(b";", 1)[0].strip()  # drop chunk extensions
-            if not _CHUNK_SIZE.match(size_text):
-                raise _BadRequest(400, "Invalid chunk size")
-            size = int(size_text, 16)
-            if size == 0:
-                break
-            chunks.append(self._read_exactly(size))
-            if self._read_exactly(2) != b"\r\n":
-                raise _BadRequest(400, "Chunk not followed by CRLF")
-        for _ in range(_MAX_TRAILERS + 1):
-            if self._read_line() in (b"\r\n", b"\n"):
-                return b"".join(chunks)
-        raise _BadRequest(431, "Too many trailer fields")
-
     # -- logging --------------------------------------------------------------
 
-    def version_string(self) -> str:
-        return self.server_version  # without the base class's trailing space
+    def address_string(self) -> str:
+        return str(self.client_address[0])
+
+    def log_request(self, code: int) -> None:
+        self.log_message('"%s" %s %s', self.requestline, str(code), "-")
 
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
         # The application's access line is written by InternalHTTPServer.respond,
@@ -221,87 +472,318 @@ class _RequestHandler(BaseHTTPRequestHandler):
         pass
 
     def log_message(self, format: str, *args: Any) -> None:
-        # The base class writes an access log line to stderr for every
-        # request; a library must leave that decision to the application.
-        # ``format`` is always one of http.server's constant format strings.
+        # An access log line for every request, at DEBUG: a library must leave
+        # to the application whether it is written anywhere.
+        # ``format`` is always one of the constant format strings above.
         access_logger.debug("%s - " + format, self.address_string(), *args)
 
 
-class _HTTPServer(ThreadingHTTPServer):
-    """A ThreadingHTTPServer that knows its application and its connections.
+# -- the server ----------------------------------------------------------------------
 
-    It remembers every open connection and its thread so that shutdown can
-    end idle kept-alive connections, whose threads would otherwise block in
-    ``recv`` until the client goes away, and then join those threads. (The
-    stdlib's own tracking, ``block_on_close``, skips daemon threads, and the
-    threads must stay daemons so that a forgotten server never keeps a
-    process alive.)
+
+class _HTTPServer:
+    """The listening socket, the serving loop and the worker pool.
+
+    Connections waiting for a request head are in ``_waiting``, in the order
+    they started waiting; as every wait is ``head_timeout`` long, that is
+    also the order of their deadlines, so expiring them and choosing the
+    oldest to close are both cheap. Connections a worker holds are counted
+    in ``_in_flight`` and come back through ``_returned``.
     """
 
-    request_queue_size = 64
-    block_on_close = False  # joining is done by stop_connections()
-
-    def __init__(self, app: InternalHTTPServer, address: Tuple[str, int]) -> None:
+    def __init__(self, app: InternalHTTPServer, address: Tuple[str, int], limits: _Limits) -> None:
         self.app = app
-        self._open: Dict[socket.socket, threading.Thread] = {}
-        self._open_lock = threading.Lock()
-        super().__init__(address, _RequestHandler)
+        self.limits = limits
+        # create_server sets SO_REUSEADDR, so a restarted server can bind at once.
+        self._listener = socket.create_server(address, backlog=_LISTEN_BACKLOG)
+        self._listener.setblocking(False)
+        self.server_address: Tuple[str, int] = self._listener.getsockname()[:2]
+        self._selector = selectors.DefaultSelector()
+        self._wake_r, self._wake_w = socket.socketpair()
+        self._wake_r.setblocking(False)
+        self._wake_w.setblocking(False)
+        self._waiting: Dict[socket.socket, _Connection] = {}
+        self._returned: List[_Connection] = []
+        self._in_flight = 0
+        self._lock = threading.Lock()
+        self._stopping = threading.Event()
+        self._loop_done = False
+        self._loop_exited = threading.Event()
+        self._accepting = False
+        self._paused_until: Optional[float] = None
+        self._last_fd_warning = -_FD_WARNING_INTERVAL
+        self._pool = _WorkerPool(limits.max_workers, f"internalhttp-worker-{self.server_address[1]}")
 
-    def server_bind(self) -> None:
-        # HTTPServer.server_bind resolves the host's FQDN, a DNS look-up that
-        # can take seconds and that nothing here uses.
-        socketserver.TCPServer.server_bind(self)
-        host, port = self.server_address[:2]
-        self.server_name = str(host)
-        self.server_port = int(port)
+    @property
+    def stopping(self) -> bool:
+        return self._stopping.is_set()
 
-    def process_request(self, request: Any, client_address: Any) -> None:
-        # Runs on the serving loop's thread, so once the loop has stopped no
-        # connection can be added behind stop_connections()'s back.
-        thread = threading.Thread(
-            target=self.process_request_thread,
-            args=(request, client_address),
-            name=f"internalhttp-connection-{client_address[1]}",
-            daemon=True,
-        )
-        with self._open_lock:
-            self._open[request] = thread
-        thread.start()
+    # -- the loop -----------------------------------------------------------------
 
-    def shutdown_request(self, request: Any) -> None:
-        with self._open_lock:
-            self._open.pop(request, None)
-        super().shutdown_request(request)
+    def serve_forever(self) -> None:
+        """Accept connections and read request heads until :meth:`shutdown`."""
+        try:
+            self._selector.register(self._wake_r, selectors.EVENT_READ, None)
+            self._resume_accepting()
+            while not self._stopping.is_set():
+                for key, _ in self._selector.select(_TICK):
+                    self._on_ready(key.data)
+                now = time.monotonic()
+                self._take_returned()
+                self._expire(now)
+                self._maybe_resume(now)
+        finally:
+            self._finish_loop()
 
-    def stop_connections(self, timeout: float) -> None:
-        """End every connection after its current request; join the threads.
+    def _on_ready(self, data: Any) -> None:
+        if data is None:
+            with contextlib.suppress(OSError):
+                while self._wake_r.recv(4096):
+                    pass
+        elif data is _ACCEPT:
+            self._accept()
+        else:
+            self._read_head(data)
 
-        Only the reading side is shut down: a thread waiting for the next
-        request sees end of file and exits, while one running a handler can
-        still write the response. Threads still running after ``timeout``
-        seconds (a handler that does not return) are left behind, logged.
+    def _open_count(self) -> int:
+        with self._lock:
+            return len(self._waiting) + len(self._returned) + self._in_flight
+
+    def _accept(self) -> None:
+        for _ in range(_ACCEPT_BATCH):
+            if self._open_count() >= self.limits.max_connections and not self._waiting:
+                self._pause_accepting(None)  # every connection is busy: wait for one to end
+                return
+            try:
+                sock, address = self._listener.accept()
+            except BlockingIOError:
+                return
+            except OSError as exc:
+                if exc.errno in (errno.EMFILE, errno.ENFILE, errno.ENOBUFS, errno.ENOMEM):
+                    self._out_of_descriptors()
+                    return
+                continue  # e.g. ECONNABORTED: that client is gone, the next may not be
+            if self._open_count() >= self.limits.max_connections:
+                self._close_oldest()
+            sock.setblocking(False)
+            with contextlib.suppress(OSError):
+                # The response is one write; without this a kept-alive client's
+                # delayed ACK can hold back the next response.
+                sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+            self._watch(_Connection(sock, address))
+
+    def _out_of_descriptors(self) -> None:
+        now = time.monotonic()
+        if now - self._last_fd_warning >= _FD_WARNING_INTERVAL:
+            self._last_fd_warning = now
+            logger.warning("internalhttp: out of file descriptors; closing the oldest waiting connection")
+        if not self._close_oldest():
+            self._pause_accepting(now + _ACCEPT_BACKOFF)  # instead of spinning on accept()
+
+    def _close_oldest(self) -> bool:
+        for conn in self._waiting.values():
+            self._unwatch(conn)
+            conn.close()
+            return True
+        return False
+
+    def _pause_accepting(self, until: Optional[float]) -> None:
+        if self._accepting:
+            self._selector.unregister(self._listener)
+            self._accepting = False
+        self._paused_until = until
+
+    def _resume_accepting(self) -> None:
+        self._selector.register(self._listener, selectors.EVENT_READ, _ACCEPT)
+        self._accepting = True
+
+    def _maybe_resume(self, now: float) -> None:
+        if self._accepting or (self._paused_until is not None and now < self._paused_until):
+            return
+        # A waiting connection can be closed to make room for a new one.
+        if self._waiting or self._open_count() < self.limits.max_connections:
+            self._resume_accepting()
+
+    def _watch(self, conn: _Connection) -> None:
+        conn.deadline = time.monotonic() + self.limits.head_timeout
+        conn.sock.setblocking(False)
+        with self._lock:
+            self._waiting[conn.sock] = conn
+        self._selector.register(conn.sock, selectors.EVENT_READ, conn)
+        if conn.buffer:  # a pipelined request may already be complete
+            self._check_head(conn)
+
+    def _unwatch(self, conn: _Connection) -> None:
+        with self._lock:
+            self._waiting.pop(conn.sock, None)
+        with contextlib.suppress(KeyError, ValueError):
+            self._selector.unregister(conn.sock)
+
+    def _read_head(self, conn: _Connection) -> None:
+        if self._waiting.get(conn.sock) is not conn:
+            return  # closed earlier in the same round of events
+        try:
+            data = conn.sock.recv(_RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._unwatch(conn)
+            conn.close()
+            return
+        conn.buffer += data
+        self._check_head(conn)
+
+    def _check_head(self, conn: _Connection) -> None:
+        buffer = conn.buffer
+        if conn.scanned == 0:
+            # RFC 9112, section 2.2: ignore empty lines before a request line.
+            del buffer[: len(buffer) - len(buffer.lstrip(b"\r\n"))]
+        found = _HEAD_END.search(buffer, max(0, conn.scanned - 3))
+        if found is None:
+            conn.scanned = len(buffer)
+            if len(buffer) > self.limits.max_head_size:
+                self._hand_over(conn, self._refuse_head)
+            return
+        conn.scanned = 0
+        head_end = found.end()
+        if head_end > self.limits.max_head_size:
+            self._hand_over(conn, self._refuse_head)
+        else:
+            self._hand_over(conn, lambda conn: self._serve_one(conn, head_end))
+
+    def _hand_over(self, conn: _Connection, task: Callable[[_Connection], bool]) -> None:
+        self._unwatch(conn)
+        with self._lock:
+            self._in_flight += 1
+        self._pool.submit(lambda: self._run(conn, task))
+
+    def _take_returned(self) -> None:
+        with self._lock:
+            returned, self._returned = self._returned, []
+        for conn in returned:
+            self._watch(conn)
+
+    def _expire(self, now: float) -> None:
+        while self._waiting:
+            conn = next(iter(self._waiting.values()))
+            if conn.deadline > now:
+                return
+            self._unwatch(conn)
+            if conn.buffer:  # a head started but not finished in time
+                with contextlib.suppress(OSError):
+                    conn.sock.send(_REQUEST_TIMEOUT)
+            conn.close()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):  # full: the loop is awake anyway; closed: it is gone
+            self._wake_w.send(b"\0")
+
+    def _finish_loop(self) -> None:
+        with self._lock:
+            self._loop_done = True
+            leftovers = list(self._waiting.values()) + self._returned
+            self._waiting.clear()
+            self._returned = []
+        for conn in leftovers:  # idle or half-sent: nothing to finish
+            conn.close()
+        self._selector.close()
+        self._listener.close()
+        self._wake_r.close()
+        self._loop_exited.set()
+
+    # -- on a worker thread ----------------------------------------------------
+
+    def _run(self, conn: _Connection, task: Callable[[_Connection], bool]) -> None:
+        keep = False
+        try:
+            conn.sock.settimeout(self.limits.head_timeout)  # blocking, bounded
+            keep = task(conn)
+        except Exception:
+            self.handle_error(conn.sock, conn.address)
+        finally:
+            self._give_back(conn, keep)
+
+    def _serve_one(self, conn: _Connection, head_end: int) -> bool:
+        for _ in range(_FOLLOW_UPS):
+            head = bytes(conn.buffer[:head_end])
+            del conn.buffer[:head_end]
+            if not _RequestHandler(self, conn, head).handle() or self._stopping.is_set():
+                return False
+            head_end = self._next_head(conn)
+            if head_end < 0:
+                break
+        return True
+
+    def _next_head(self, conn: _Connection) -> int:
+        """Where the next request's head ends if it is already here, or arrives at once; else -1.
+
+        Going back to the loop between two requests of a busy kept-alive
+        connection costs a wake-up and two selector changes; a client that
+        sends its next request right after reading the response saves them.
+        The wait is short enough that a slow client cannot hold the worker.
         """
-        with self._open_lock:
-            connections = list(self._open.items())
-        for connection, _ in connections:
-            with contextlib.suppress(OSError):  # its own thread may have closed it meanwhile
-                connection.shutdown(socket.SHUT_RD)
-        deadline = time.monotonic() + timeout
-        for _, thread in connections:
-            if thread is threading.current_thread():
-                continue  # a handler shutting down its own server
-            thread.join(max(0.0, deadline - time.monotonic()))
-            if thread.is_alive():
-                logger.warning("internalhttp: %s still running at shutdown; left behind", thread.name)
+        if not conn.buffer:
+            # A socket timeout, not select.select(): that fails on descriptors
+            # above 1023, and a selector would cost a descriptor of its own.
+            conn.sock.settimeout(_FOLLOW_UP_WAIT)
+            try:
+                data = conn.sock.recv(_RECV_SIZE)
+            except TimeoutError:
+                return -1
+            finally:
+                conn.sock.settimeout(self.limits.head_timeout)
+            if not data:
+                return -1  # the loop sees the end of file too and closes
+            conn.buffer += data
+        found = _HEAD_END.search(conn.buffer, 0, self.limits.max_head_size)
+        return found.end() if found and not conn.buffer.startswith((b"\r", b"\n")) else -1
+
+    def _refuse_head(self, conn: _Connection) -> bool:
+        # Only the start of the request line is kept, for the access log.
+        handler = _RequestHandler(self, conn, bytes(conn.buffer[:200]))
+        if b"\n" not in conn.buffer[: self.limits.max_head_size]:
+            handler._refuse(414, "Request line too long")
+        else:
+            handler._refuse(431, "Request head too large")
+        return False
+
+    def _give_back(self, conn: _Connection, keep: bool) -> None:
+        with self._lock:
+            self._in_flight -= 1
+            keep = keep and not self._loop_done and not self._stopping.is_set()
+            if keep:
+                self._returned.append(conn)
+        if not keep:
+            conn.close()
+        self._wake()  # to watch it again, or to resume accepting
 
     def handle_error(self, request: Any, client_address: Any) -> None:
-        # socketserver prints these to stderr. A client resetting or timing
-        # out is routine; anything else is a bug worth a traceback.
+        # A client resetting or timing out is routine; anything else is a bug
+        # worth a traceback.
         exc = sys.exc_info()[1]
         if isinstance(exc, (ConnectionError, TimeoutError)):
             logger.debug("internalhttp: connection from %s ended: %r", client_address, exc)
         else:
             logger.exception("internalhttp: error on connection from %s", client_address)
+
+    # -- stopping -------------------------------------------------------------
+
+    def shutdown(self) -> None:
+        """Stop the loop: no more connections, idle ones closed; wait for it."""
+        self._stopping.set()
+        self._wake()
+        self._loop_exited.wait()
+
+    def stop_workers(self, timeout: float) -> None:
+        """Let requests in progress finish within ``timeout`` seconds, then end the pool."""
+        for thread in self._pool.stop(timeout):
+            logger.warning("internalhttp: %s still running at shutdown; left behind", thread.name)
+        self._wake_w.close()
+
+
+# -- the public API ------------------------------------------------------------------
 
 
 class RunningServer:
@@ -312,14 +794,14 @@ class RunningServer:
     context manager, or call :meth:`shutdown`, to stop serving.
     """
 
-    def __init__(self, httpd: _HTTPServer, thread: threading.Thread) -> None:
+    def __init__(self, httpd: _HTTPServer, thread: threading.Thread, grace_period: float) -> None:
         self._httpd = httpd
         self._thread = thread
+        self._grace_period = grace_period
         self._lock = threading.Lock()
         self._closed = False
-        host, port = httpd.server_address[:2]
-        self.host: str = str(host)
-        self.port: int = int(port)
+        self.host: str = str(httpd.server_address[0])
+        self.port: int = int(httpd.server_address[1])
 
     @property
     def app(self) -> InternalHTTPServer:
@@ -339,19 +821,19 @@ class RunningServer:
     def shutdown(self) -> None:
         """Stop serving and release everything; safe to call more than once.
 
-        Stops the accept loop, closes the listening socket, ends every open
-        connection after the request it is handling, if any, has been
-        answered, then joins the connection threads and the serving thread.
-        A handler still running after a few seconds is not waited for.
+        Stops accepting and closes the listening socket and every connection
+        waiting for a request, then lets the requests in progress finish and
+        be answered (with ``Connection: close``) for up to the grace period
+        given to :func:`serve`, and joins the threads. A handler still
+        running after that is not waited for; it is logged at WARNING.
         """
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            self._httpd.shutdown()  # returns once serve_forever() has returned
-            self._httpd.server_close()  # closes the listening socket
-            self._httpd.stop_connections(_SHUTDOWN_TIMEOUT)
+            self._httpd.shutdown()  # returns once the loop has closed its sockets
             self._thread.join()
+            self._httpd.stop_workers(self._grace_period)
 
     def __enter__(self) -> RunningServer:
         return self
@@ -364,36 +846,116 @@ class RunningServer:
         return f"<RunningServer {self.app!r} on {self.url} ({state})>"
 
 
-def serve(server: InternalHTTPServer, host: str = "127.0.0.1", port: int = 0) -> RunningServer:
+def serve(
+    server: InternalHTTPServer,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+) -> RunningServer:
     """Serve ``server`` on ``host:port`` from a daemon thread; return at once.
 
     The socket is bound and listening before this returns, so the handle's
     ``url`` can be used immediately; ``port=0`` picks a free port. Binding
     errors (port in use, bad address) are raised here, in the caller.
     IPv4 only.
+
+    The limits (defaults in :mod:`internalhttp.wire`):
+
+    * ``max_body_size``: bytes of request body at most (10 MiB); a larger
+      ``Content-Length`` is answered with 413 before the body is read, a
+      chunked body with 413 as soon as it passes the limit.
+    * ``max_connections``: open client connections at most (512); past it,
+      the connection that has waited longest for its request head is closed.
+      Keep it well under the process's file-descriptor limit (``ulimit -n``).
+    * ``max_workers``: requests handled at the same time at most (32).
+    * ``head_timeout``: seconds a connection has to send a whole request head,
+      from when it was accepted or answered last (10 s); a body has the same
+      time plus a second per 8 KiB received (else 408); also the timeout of
+      writing a response.
+    * ``grace_period``: seconds :meth:`RunningServer.shutdown` waits for the
+      requests in progress (10 s).
     """
-    httpd = _HTTPServer(server, (host, port))
+    if max_connections < 1 or max_workers < 1 or max_body_size < 0 or head_timeout <= 0:
+        raise ValueError("max_connections and max_workers must be >= 1, max_body_size >= 0, head_timeout > 0")
+    limits = _Limits(max_body_size, DEFAULT_MAX_HEAD_SIZE, max_connections, max_workers, head_timeout)
+    httpd = _HTTPServer(server, (host, port), limits)
     thread = threading.Thread(
-        target=httpd.serve_forever,
-        kwargs={"poll_interval": _POLL_INTERVAL},
-        name=f"internalhttp-serve-{httpd.server_address[1]}",
-        daemon=True,
+        target=httpd.serve_forever, name=f"internalhttp-serve-{httpd.server_address[1]}", daemon=True
     )
     thread.start()
-    return RunningServer(httpd, thread)
+    return RunningServer(httpd, thread, grace_period)
 
 
-def serve_forever(server: InternalHTTPServer, host: str = "127.0.0.1", port: int = 8000) -> None:
-    """Serve ``server`` on ``host:port`` in the calling thread until interrupted.
+@contextlib.contextmanager
+def _sigterm_sets(stop: List[int]) -> Iterator[None]:
+    """While active, SIGTERM appends to ``stop`` instead of killing the process.
 
-    For command-line use (``Ctrl-C`` stops it cleanly). Tests and embedding
-    code want :func:`serve` instead, which does not block.
+    SIGTERM is what docker, systemd and Kubernetes send; its default action
+    ends the process at once, without running ``atexit`` handlers (where the
+    OpenTelemetry SDK flushes its last spans). Only the main thread may set
+    signal handlers; elsewhere this does nothing.
     """
-    with serve(server, host, port) as running:
-        logger.info("internalhttp: serving %r on %s", server, running.url)
-        try:
-            # Joining with a timeout, in a loop, lets Ctrl-C through promptly.
-            while running._thread.is_alive():
-                running._thread.join(_WAKE_INTERVAL)
-        except KeyboardInterrupt:
-            logger.info("internalhttp: interrupted, shutting down")
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, lambda signum, frame: stop.append(signum))
+    try:
+        yield
+    finally:
+        # None: the previous handler was not set from Python; the default is the best guess.
+        signal.signal(signal.SIGTERM, previous if previous is not None else signal.SIG_DFL)
+
+
+def serve_forever(
+    server: InternalHTTPServer,
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    *,
+    max_body_size: int = DEFAULT_MAX_BODY_SIZE,
+    max_connections: int = DEFAULT_MAX_CONNECTIONS,
+    max_workers: int = DEFAULT_MAX_WORKERS,
+    head_timeout: float = DEFAULT_HEAD_TIMEOUT,
+    grace_period: float = DEFAULT_GRACE_PERIOD,
+) -> None:
+    """Serve ``server`` on ``host:port`` in the calling thread until stopped.
+
+    For command-line use: Ctrl-C (SIGINT) or SIGTERM stops accepting, lets
+    the requests in progress finish within ``grace_period`` seconds and
+    returns, so that the process exits normally and its ``atexit`` handlers
+    run. A line saying where it listens is printed to stderr. The keyword
+    arguments are the limits of :func:`serve`. Tests and embedding code want
+    :func:`serve` instead, which does not block.
+    """
+    stop: List[int] = []
+    running = serve(
+        server,
+        host,
+        port,
+        max_body_size=max_body_size,
+        max_connections=max_connections,
+        max_workers=max_workers,
+        head_timeout=head_timeout,
+        grace_period=grace_period,
+    )
+    with running:
+        with _sigterm_sets(stop):
+            try:  # from the announcement on: a parent may signal as soon as it reads it
+                _announce(f"internalhttp: serving {server!r} on {running.url} (Ctrl-C or SIGTERM to stop)")
+                # Waking up regularly lets Ctrl-C and SIGTERM through promptly.
+                while not stop and running._thread.is_alive():
+                    running._thread.join(_WAKE_INTERVAL)
+            except KeyboardInterrupt:
+                stop.append(signal.SIGINT)
+        if stop:
+            _announce(f"internalhttp: {signal.Signals(stop[0]).name} received, shutting down")
+
+
+def _announce(line: str) -> None:
+    # Printed, not logged: it must be seen without any logging configuration.
+    if sys.stderr is not None:
+        print(line, file=sys.stderr, flush=True)

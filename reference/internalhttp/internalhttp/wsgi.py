@@ -18,7 +18,6 @@ request still goes through ``InternalHTTPServer.handle_request``.
 from __future__ import annotations
 
 import logging
-import re
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from urllib.parse import quote
@@ -26,6 +25,7 @@ from wsgiref.util import is_hop_by_hop
 
 from internalhttp.response import dispatch, normalize_response
 from internalhttp.server import ConnectionInfo, Headers
+from internalhttp.wire import DEFAULT_MAX_BODY_SIZE, RequestError, parse_content_length
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
     from _typeshed.wsgi import StartResponse, WSGIApplication, WSGIEnvironment
@@ -40,14 +40,11 @@ logger = logging.getLogger("internalhttp")
 # the characters a path may hold literally (RFC 3986 pchar and "/"), so that
 # re-quoting gives back the form a client would normally have sent.
 _PATH_SAFE = "/:@!$&'()*+,;=~"
-_CONTENT_LENGTH = re.compile(r"[0-9]+\Z")
 
 
-class _BadRequest(Exception):
-    """The environ describes a request the application cannot be given."""
-
-
-def make_wsgi_app(server: InternalHTTPServer) -> WSGIApplication:
+def make_wsgi_app(
+    server: InternalHTTPServer, *, max_body_size: int = DEFAULT_MAX_BODY_SIZE
+) -> WSGIApplication:
     """Return a WSGI application that dispatches to ``server.handle_request``.
 
     The request is translated as follows:
@@ -62,7 +59,11 @@ def make_wsgi_app(server: InternalHTTPServer) -> WSGIApplication:
       spelled ``Content-Type``, ``X-Request-Id``, ...;
     * body: ``CONTENT_LENGTH`` bytes of ``wsgi.input`` (all of it when the
       server marks the input as terminated, e.g. a chunked upload under
-      gunicorn; nothing otherwise);
+      gunicorn; nothing otherwise). A body larger than ``max_body_size``
+      bytes (10 MiB by default, :data:`internalhttp.wire.DEFAULT_MAX_BODY_SIZE`)
+      is answered with 413 without calling the application, and without
+      reading it when ``CONTENT_LENGTH`` announces it; an invalid
+      ``CONTENT_LENGTH`` with 400;
     * connection: ``REMOTE_ADDR``/``REMOTE_PORT``, ``SERVER_NAME``/
       ``SERVER_PORT``, ``wsgi.url_scheme`` and ``SERVER_PROTOCOL``.
 
@@ -77,9 +78,9 @@ def make_wsgi_app(server: InternalHTTPServer) -> WSGIApplication:
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> List[bytes]:
         method = environ["REQUEST_METHOD"]
         try:
-            body = _read_body(environ)
-        except _BadRequest as exc:
-            status, headers, payload = normalize_response({"status": 400, "body": str(exc)})
+            body = _read_body(environ, max_body_size)
+        except RequestError as exc:
+            status, headers, payload = normalize_response({"status": exc.status, "body": exc.reason})
         else:
             status, headers, payload = dispatch(
                 server,
@@ -116,17 +117,22 @@ def _request_headers(environ: WSGIEnvironment) -> Headers:
     return Headers(pairs)
 
 
-def _read_body(environ: WSGIEnvironment) -> bytes:
-    length = environ.get("CONTENT_LENGTH", "").strip()
+def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
     stream: Any = environ["wsgi.input"]
-    if not length:
-        return stream.read() if environ.get("wsgi.input_terminated") else b""
-    if not _CONTENT_LENGTH.match(length):
-        raise _BadRequest(f"Invalid Content-Length {length!r}")
-    size = int(length)
-    data: bytes = stream.read(size)
+    length = environ.get("CONTENT_LENGTH", "").strip()  # empty means absent under PEP 3333
+    size = parse_content_length([length] if length else [])
+    if size is None:
+        if not environ.get("wsgi.input_terminated"):
+            return b""
+        data: bytes = stream.read(limit + 1)  # one byte more tells "too large" apart
+        if len(data) > limit:
+            raise RequestError(413, "Request body too large")
+        return data
+    if size > limit:
+        raise RequestError(413, "Request body too large")
+    data = stream.read(size)
     if len(data) < size:
-        raise _BadRequest(f"Body shorter than its Content-Length ({len(data)} < {size})")
+        raise RequestError(400, "Body shorter than its Content-Length")
     return data
 
 

@@ -91,7 +91,7 @@ def test_shutdown_ends_idle_keep_alive_connections_promptly(app: RecordingServer
 
         assert time.monotonic() - started < 2
         assert server_closed(client.sock)
-        assert not [t for t in threading.enumerate() if t.name.startswith("internalhttp-connection-")]
+        assert not [t for t in threading.enumerate() if t.name.startswith("internalhttp-worker-")]
     finally:
         client.close()
 
@@ -118,10 +118,9 @@ def test_shutdown_lets_a_request_in_progress_finish(app: RecordingServer) -> Non
 
 
 def test_shutdown_gives_up_on_a_handler_that_does_not_return(
-    app: RecordingServer, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    app: RecordingServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    monkeypatch.setattr(serving, "_SHUTDOWN_TIMEOUT", 0.1)
-    running = serve(app)
+    running = serve(app, grace_period=0.1)
     client = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
     try:
         client.request("GET", "/slow")
@@ -153,7 +152,7 @@ def test_a_handler_can_shut_down_its_own_server_and_still_answer(app: RecordingS
 
 
 def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
-    monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+    monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:
     import _thread
 
@@ -162,8 +161,8 @@ def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
     started = threading.Event()
     real_serve = serving.serve
 
-    def serve_and_tell(*args: object) -> RunningServer:
-        running = real_serve(*args)  # type: ignore[arg-type]
+    def serve_and_tell(*args: object, **kwargs: object) -> RunningServer:
+        running = real_serve(*args, **kwargs)  # type: ignore[arg-type]
         seen["running"] = running
         started.set()
         return running
@@ -182,15 +181,18 @@ def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
     monkeypatch.setattr(serving, "serve", serve_and_tell)
     keyboard = threading.Thread(target=user_at_the_keyboard)
     keyboard.start()
-    with caplog.at_level(logging.INFO, logger="internalhttp"):
-        serve_forever(app, "127.0.0.1", 0)
+    serve_forever(app, "127.0.0.1", 0)
     keyboard.join(TIMEOUT)
 
     running = seen["running"]
     assert isinstance(running, RunningServer)
     assert running.closed
     assert seen["response"] == b"hello"
-    assert f"serving RecordingServer('test-app') on {running.url}" in caplog.text
+    # Printed to stderr, so it is seen without any logging configuration.
+    assert capfd.readouterr().err.splitlines() == [
+        f"internalhttp: serving RecordingServer('test-app') on {running.url} (Ctrl-C or SIGTERM to stop)",
+        "internalhttp: SIGINT received, shutting down",
+    ]
 
 
 # -- HTTP/1.1 semantics ---------------------------------------------------------
