@@ -29,15 +29,15 @@ from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, escape_control, l
 from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
+# An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
+# non-ASCII letters, which str.isalpha() accepts, cannot register a route no
+# request line could ever reach. One definition, in the wire rules.
+from internalhttp.wire import TOKEN as _METHOD_TOKEN
+
 __all__ = ["ConnectionInfo", "Headers", "InternalHTTPServer", "Outcome", "Request", "Route", "RouteMatch"]
 
 logger = logging.getLogger("internalhttp")
 access_logger = logging.getLogger("internalhttp.access")
-
-# An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
-# non-ASCII letters, which str.isalpha() accepts, cannot register a route no
-# request line could ever reach.
-from internalhttp.wire import TOKEN as _METHOD_TOKEN  # noqa: E402  (the one definition)
 
 
 @dataclass(frozen=True)

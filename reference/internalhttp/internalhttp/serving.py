@@ -53,6 +53,7 @@ from email.utils import formatdate
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTuple, Optional, Set, Tuple
 
+from internalhttp.redaction import escape_control, loggable_target
 from internalhttp.response import dispatch, status_allows_body
 from internalhttp.server import ConnectionInfo, Headers
 from internalhttp.version import __version__
@@ -299,9 +300,11 @@ def _phrase(status: int) -> str:
         return ""
 
 
-def _printable(text: str) -> str:
-    """Request text fit for a log line: control characters escaped, bounded."""
-    return text[:1000].encode("unicode_escape").decode("ascii")
+def _printable(request_line: str) -> str:
+    """A request line fit for a log line: bounded, query credentials redacted, controls escaped."""
+    method, _, rest = request_line[:1000].partition(" ")
+    target, space, version = rest.rpartition(" ") if rest.count(" ") else (rest, "", "")
+    return escape_control(f"{method} {loggable_target(target)}{space}{version}".strip())
 
 
 def _wants_close(version: str, headers: http.client.HTTPMessage) -> bool:
@@ -408,7 +411,6 @@ class _RequestHandler:
                 headers = [*headers, ("Connection", "keep-alive")]
         head = self._head(status, headers)
         self.connection.settimeout(self.server.limits.head_timeout)  # the body's deadline is over
-        self.log_request(status)  # before answering, like http.server: the log is in order with the client
         if self.command == "HEAD" or not status_allows_body(status):
             payload = b""
         if len(payload) < _ONE_WRITE:
@@ -434,7 +436,10 @@ class _RequestHandler:
             ("Content-Length", str(len(body))),
             ("Connection", "close"),
         ]
-        self.log_message('"%s" %s %s', _printable(self.requestline), str(status), "-")
+        # A refusal's access line, shaped like respond()'s, the target as any log line shows it.
+        access_logger.info(
+            '%s - "%s" %d %d', self.address_string(), _printable(self.requestline), status, len(body)
+        )
         self.connection.settimeout(self.server.limits.head_timeout)
         self.connection.sendall(self._head(status, headers) + (b"" if self.command == "HEAD" else body))
         with contextlib.suppress(OSError):  # includes the linger timeout
@@ -463,18 +468,16 @@ class _RequestHandler:
     def address_string(self) -> str:
         return str(self.client_address[0])
 
-    def log_request(self, code: int) -> None:
-        self.log_message('"%s" %s %s', self.requestline, str(code), "-")
-
     def log_request(self, code: Any = "-", size: Any = "-") -> None:
-        # The application's access line is written by InternalHTTPServer.respond,
-        # inside whatever wraps it (a span's context); this would be a second one.
+        # The access line of a dispatched request is written by
+        # InternalHTTPServer.respond, inside whatever wraps it (a span's
+        # context); a refusal's by _refuse. http.server must not add a third.
         pass
 
     def log_message(self, format: str, *args: Any) -> None:
-        # An access log line for every request, at DEBUG: a library must leave
-        # to the application whether it is written anywhere.
-        # ``format`` is always one of the constant format strings above.
+        # http.server's own messages, at DEBUG: a library leaves to the
+        # application whether they are written anywhere.
+        # ``format`` is always one of http.server's constant format strings.
         access_logger.debug("%s - " + format, self.address_string(), *args)
 
 
