@@ -235,7 +235,7 @@ from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypedDict, 
 import internalhttp
 import internalhttp.server
 from internalhttp.response import Outcome
-from internalhttp.server import Request
+from internalhttp.server import Refusal, Request
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.instrumentation._semconv import (
     _get_semconv_opt_in_modes,
@@ -393,6 +393,11 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
             return super().respond(request, body, raise_exceptions=raise_exceptions)
         return telemetry.respond(self, request, body, raise_exceptions, super().respond)
 
+    def refused(self, refusal: Refusal) -> None:
+        telemetry = _telemetry_of(self)
+        if telemetry is not None:
+            telemetry.record_refusal(self, refusal)
+
     def log_failure(self, request: Request, error: BaseException) -> None:
         telemetry = _telemetry_of(self)
         if telemetry is None or not telemetry.exceptions_as_logs:
@@ -460,11 +465,20 @@ def _instance_log_failure(server: Any, request: Request, error: BaseException) -
         type(server).log_failure(server, request, error)
 
 
+def _instance_refused(server: Any, refusal: Refusal) -> None:
+    """``refused`` of a server of the original class, after ``instrument_app``."""
+    telemetry = _telemetry_of(server)
+    if telemetry is not None:
+        telemetry.record_refusal(server, refusal)
+    type(server).refused(server, refusal)
+
+
 # The instance attributes instrument_app sets on a server of another class.
 _INSTANCE_METHODS = {
     "handle_request": _instance_handle_request,
     "respond": _instance_respond,
     "log_failure": _instance_log_failure,
+    "refused": _instance_refused,
 }
 
 

@@ -224,6 +224,8 @@ def add_url(
     >>> attributes
     {'http.target': '/p?sig=REDACTED&q=2', 'url.path': '/p', 'url.query': 'sig=REDACTED&q=2'}
     """
+    if not path:
+        return  # a request line that could not be read: nothing to say
     safe_query = redact_query(query, redacted) if query else query
     if keys.old:
         # An empty query keeps its "?": the target is recorded as sent.

@@ -28,7 +28,7 @@ from typing import Any, NamedTuple, Optional
 
 from internalhttp.response import NormalizedResponse, Outcome, response_for
 from internalhttp.routing import NOT_FOUND, split_target
-from internalhttp.server import Headers, Request
+from internalhttp.server import Headers, Refusal, Request
 from opentelemetry import context, trace
 from opentelemetry._logs import SeverityNumber, get_logger
 from opentelemetry.context import Context
@@ -360,6 +360,23 @@ class _RequestTelemetry:
             self._finish(state, outcome.response, outcome.error, outcome.value)
         return outcome
 
+    def record_refusal(self, server: Any, refusal: Refusal) -> None:
+        """A request the serving layer refused itself: a span and metric points with the status sent.
+
+        Only what the serving layer could read is recorded: no headers (so no
+        client-chosen attribute names), no route, and no hooks, which are
+        for requests the application sees.
+        """
+        state = None
+        with _guard.START:
+            path, query = split_target(refusal.target) if refusal.target.startswith("/") else ("", None)
+            request = Request(
+                refusal.method, refusal.target, path, query, Headers(), refusal.connection, NOT_FOUND
+            )
+            state = self._start(server, request, None, run_hooks=False)
+        if state is not None:
+            self._finish(state, NormalizedResponse(refusal.status, [], b""), None, None)
+
     def _record_unreadable(
         self, server: Any, method: Any, target: Any, connection: Any, error: Exception
     ) -> None:
@@ -374,7 +391,9 @@ class _RequestTelemetry:
 
     # -- span start ----------------------------------------------------------
 
-    def _start(self, server: Any, request: Request, body: Any) -> Optional[_RequestState]:
+    def _start(
+        self, server: Any, request: Request, body: Any, run_hooks: bool = True
+    ) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
         if self._excluded is not None and self._is_excluded(request):
@@ -405,13 +424,13 @@ class _RequestTelemetry:
                 self._active_requests.add(1, shared.active)
         token = context.attach(trace.set_span_in_context(span, parent))
         view = None
-        if not self._hookless:
+        if not self._hookless and run_hooks:
             view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
         state = _RequestState(span, token, shared, view, span.is_recording() and not nested)
         if self._metric_opt_ins or self._wants_request_size:
             with _guard.BUILD_ATTRIBUTES:
                 self._add_opt_in_state(state, request, body)
-        if self._request_hook is not None:
+        if self._request_hook is not None and run_hooks:
             self._run_request_hook(state)
         return state
 
@@ -566,9 +585,9 @@ class _RequestTelemetry:
                     self._record_response_headers(span, response)
                     if "http.response.body.size" in self._span_opt_ins:
                         span.set_attribute(HTTP_RESPONSE_BODY_SIZE, len(response.body))
-            if error is None and self._response_hook is not None:
+            if error is None and self._response_hook is not None and state.view is not None:
                 with _guard.LogAndRecordOnSpan("run response_hook", span):
-                    self._response_hook(span, state.view, value)  # type: ignore[arg-type]  # set with the hook
+                    self._response_hook(span, state.view, value)
             if error is not None and self._exception_logger is not None:
                 with _guard.EMIT_EXCEPTION:
                     self._emit_exception(error)

@@ -1,12 +1,13 @@
 """What the telemetry shows for the requests the framework refuses, and after SIGTERM.
 
 The socket server answers malformed, oversized and unsupported requests (400,
-413, 414, 431, 505) itself, before the application is called. A server span
-describes a request the application handles, so these produce no span and no
-metric point: they appear in neither, rather than as spans with made-up
-routes or attributes built from the bytes a hostile client sent. Requests the
-application does see, including those it refuses (404, 405), get a normal
-span with their status code. Nothing is logged at WARNING or above either way.
+413, 414, 431, 505) itself, before the application is called, and tells the
+application through ``InternalHTTPServer.refused``. Instrumented, each one is
+a span and a duration point with the status the client received, built only
+from what the server could read: a method the conventions know, or _OTHER,
+and the path; never a header, so no attribute name comes from a client.
+Requests the application refuses (404, 405) get a normal span with their
+status. Nothing is logged at WARNING or above either way.
 
 The last test runs an instrumented service in a process of its own, stops it
 with SIGTERM, as container runtimes do, and checks that what it recorded was
@@ -16,6 +17,7 @@ exported on the way out.
 from __future__ import annotations
 
 import contextlib
+import io
 import logging
 import re
 import signal
@@ -24,8 +26,10 @@ import subprocess
 import sys
 import textwrap
 import time
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
+from wsgiref.util import setup_testing_defaults
 
 import internalhttp
 import pytest
@@ -33,7 +37,7 @@ from collector import Receiver
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
-from otel_testing import point_attributes
+from otel_testing import metric_points, point_attributes
 
 TIMEOUT = 10.0
 DURATION = "http.server.request.duration"
@@ -85,7 +89,7 @@ def exchange(port: int, data: bytes) -> bytes:
     return b"".join(chunks)
 
 
-def test_refusals_before_dispatch_are_answered_and_leave_no_span_point_or_log_line(
+def test_each_refusal_before_dispatch_is_one_span_and_point_with_the_status_sent_and_no_log_line(
     running: Any,
     span_exporter: InMemorySpanExporter,
     metric_reader: InMemoryMetricReader,
@@ -96,12 +100,38 @@ def test_refusals_before_dispatch_are_answered_and_leave_no_span_point_or_log_li
             exchange(running.port, data).partition(b"\r\n")[0] for _, data, _ in PRE_DISPATCH_REFUSALS
         ]
 
-    assert [line.split(b" ")[:2] for line in statuses] == [
-        [b"HTTP/1.1", str(status).encode()] for _, _, status in PRE_DISPATCH_REFUSALS
-    ]
-    assert span_exporter.get_finished_spans() == ()
-    assert point_attributes(metric_reader, DURATION) == []
+    expected = [status for _, _, status in PRE_DISPATCH_REFUSALS]
+    assert [line.split(b" ")[:2] for line in statuses] == [[b"HTTP/1.1", str(s).encode()] for s in expected]
+    spans = sorted(span_exporter.get_finished_spans(), key=lambda span: span.start_time or 0)
+    assert [span.attributes[HTTP_RESPONSE_STATUS_CODE] for span in spans] == expected
+    for span in spans:
+        assert span.attributes[HTTP_REQUEST_METHOD] in ("GET", "POST", "_OTHER")
+        assert all(ATTRIBUTE_NAME.match(name) for name in span.attributes)
+        assert "\x01" not in repr(dict(span.attributes)) and "\xff" not in repr(dict(span.attributes))
+    counted = Counter()
+    for point in metric_points(metric_reader, DURATION):
+        counted[point.attributes[HTTP_RESPONSE_STATUS_CODE]] += point.count
+    assert counted == Counter(expected)
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
+
+
+def test_a_wsgi_refusal_is_one_span_with_the_status_sent(
+    instrumentor: Any, providers: dict[str, Any], span_exporter: InMemorySpanExporter
+) -> None:
+    instrumentor.instrument(**providers)
+    server = internalhttp.InternalHTTPServer("shop")
+    environ: dict[str, Any] = {"REQUEST_METHOD": "POST", "PATH_INFO": "/upload", "CONTENT_LENGTH": "2048"}
+    environ["wsgi.input"] = io.BytesIO(b"x" * 2048)
+    setup_testing_defaults(environ)
+    started: list[str] = []
+
+    internalhttp.make_wsgi_app(server, max_body_size=1024)(
+        environ, lambda status, headers: started.append(status)
+    )
+
+    [span] = span_exporter.get_finished_spans()
+    assert started == ["413 Request Entity Too Large"]
+    assert (span.name, span.attributes[HTTP_RESPONSE_STATUS_CODE]) == ("POST", 413)
 
 
 def test_refusals_by_the_application_get_spans_with_a_status_and_clean_attribute_names(

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any, List
 
 from internalhttp.response import Outcome
 from internalhttp.routing import Route, RouteMatch, compile_path, split_target
-from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Request
+from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Refusal, Request
 from internalhttp.version import __version__
 
 if TYPE_CHECKING:
@@ -31,6 +31,7 @@ __all__ = [
     "Headers",
     "InternalHTTPServer",
     "Outcome",
+    "Refusal",
     "Request",
     "Route",
     "RouteMatch",

@@ -34,7 +34,16 @@ from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_
 # request line could ever reach. One definition, in the wire rules.
 from internalhttp.wire import TOKEN as _METHOD_TOKEN
 
-__all__ = ["ConnectionInfo", "Headers", "InternalHTTPServer", "Outcome", "Request", "Route", "RouteMatch"]
+__all__ = [
+    "ConnectionInfo",
+    "Headers",
+    "InternalHTTPServer",
+    "Outcome",
+    "Refusal",
+    "Request",
+    "Route",
+    "RouteMatch",
+]
 
 logger = logging.getLogger("internalhttp")
 access_logger = logging.getLogger("internalhttp.access")
@@ -145,6 +154,20 @@ class Request(NamedTuple):
     headers: Headers
     connection: Optional[ConnectionInfo]
     match: RouteMatch
+
+
+class Refusal(NamedTuple):
+    """A request a serving layer answered itself, without the application.
+
+    ``method`` and ``target`` are ``""`` when the request line could not be
+    read; ``status`` is what the client received (400, 413, 414, 431, 501, 505).
+    """
+
+    status: int
+    reason: str
+    method: str = ""
+    target: str = ""
+    connection: Optional[ConnectionInfo] = None
 
 
 class InternalHTTPServer:
@@ -397,6 +420,13 @@ class InternalHTTPServer:
             loggable_target(request.target, self.sensitive_query_parameters),
             exc_info=error,
         )
+
+    def refused(self, refusal: Refusal) -> None:
+        """Called by a serving layer for each request it refused without dispatching it.
+
+        The framework does nothing more (the serving layer has answered and
+        logged it); a subclass may record it, as telemetry does.
+        """
 
     def serve_request(
         self,

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTupl
 
 from internalhttp.redaction import escape_control, loggable_target
 from internalhttp.response import dispatch, status_allows_body
-from internalhttp.server import ConnectionInfo, Headers
+from internalhttp.server import ConnectionInfo, Headers, Refusal
 from internalhttp.version import __version__
 from internalhttp.wire import (
     DEFAULT_GRACE_PERIOD,
@@ -300,6 +300,19 @@ def _phrase(status: int) -> str:
         return ""
 
 
+def _report_refusal(app: Any, refusal: Refusal) -> None:
+    """Tell the application about a request refused on its behalf.
+
+    Whatever the application does with it never stops the answer.
+    """
+    refused = getattr(app, "refused", None)
+    if refused is not None:
+        try:
+            refused(refusal)
+        except Exception:
+            logger.exception("internalhttp: %r.refused() raised", app)
+
+
 def _printable(request_line: str) -> str:
     """A request line fit for a log line: bounded, query credentials redacted, controls escaped."""
     method, _, rest = request_line[:1000].partition(" ")
@@ -430,6 +443,9 @@ class _RequestHandler:
         only then let the connection close.
         """
         self.close_connection = True
+        _report_refusal(
+            self.server.app, Refusal(status, reason, self.command, self.path, self._connection_info())
+        )
         body = f"{status} {_phrase(status)}: {reason}\n".encode("ascii")
         headers = [
             ("Content-Type", "text/plain; charset=utf-8"),

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from wsgiref.util import is_hop_by_hop
 
 from internalhttp.response import dispatch, normalize_response
-from internalhttp.server import ConnectionInfo, Headers
+from internalhttp.server import ConnectionInfo, Headers, Refusal
 from internalhttp.wire import DEFAULT_MAX_BODY_SIZE, RequestError, parse_content_length
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -81,6 +81,10 @@ def make_wsgi_app(
             body = _read_body(environ, max_body_size)
         except RequestError as exc:
             status, headers, payload = normalize_response({"status": exc.status, "body": exc.reason})
+            refusal = Refusal(
+                exc.status, exc.reason, method, _request_target(environ), _connection_info(environ)
+            )
+            server.refused(refusal)
         else:
             status, headers, payload = dispatch(
                 server,
