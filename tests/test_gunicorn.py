@@ -17,8 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from collector import Receiver
 from launch import BIN_DIR, EXAMPLES_DIR, OPENTELEMETRY_INSTRUMENT, otel_environment, stop_process
+from otlp_tree import Receiver
 
 pytest.importorskip("gunicorn", reason="gunicorn is not installed (the tox 'tests' env installs it)")
 
