@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import io
 import queue
+import shlex
 import signal
 import subprocess
 import sys
@@ -16,7 +17,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import pytest
 from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
@@ -28,8 +28,19 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.trace import SpanKind, Status, StatusCode
 from otlp_tree import Span, TracePrinter, format_trace
+from readme_blocks import ROOT, command_lines, readme_section
 
-TOOL = Path(__file__).resolve().parents[1] / "examples" / "otlp_tree.py"
+TOOL = ROOT / "examples" / "otlp_tree.py"
+
+
+def readme_command() -> list[str]:
+    """The README's command that starts the tool, with this interpreter as ``python``."""
+    (line,) = command_lines(readme_section("Seeing your own traces"), "python")
+    command = shlex.split(line, comments=True)
+    assert command == ["python", "examples/otlp_tree.py"]
+    return [sys.executable, *command[1:]]
+
+
 TIMEOUT_S = 20
 
 
@@ -68,7 +79,8 @@ class RunningTool:
 @pytest.fixture
 def tool() -> Iterator[RunningTool]:
     process = subprocess.Popen(
-        [sys.executable, str(TOOL), "--port", "0", "--idle", "0.5"],
+        [*readme_command(), "--port", "0", "--idle", "0.5"],
+        cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
