@@ -7,7 +7,12 @@ the SDK flushes), then prints every trace as a tree and a summary of the
 ``http.server.duration`` histograms.
 
 With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, the services export to that
-collector instead and nothing is printed here but the requests.
+collector instead and nothing is printed here but the requests. The demo
+fails (exit status 1) when nothing listens there, or when a service logged
+that an export failed.
+
+The receiver and the printing are those of ``otlp_tree.py``, which also runs
+on its own as a local endpoint for your services.
 
 Run it with ``tox -e demo``, or ``python examples/demo.py`` in an environment
 that has the packages of the ``demo`` tox env installed.
@@ -16,19 +21,20 @@ that has the packages of the ``demo`` tox env installed.
 from __future__ import annotations
 
 import os
+import re
+import socket
 import sys
 import tempfile
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
-from collections import defaultdict
-from collections.abc import Iterator
 from contextlib import ExitStack
 from pathlib import Path
 from typing import Optional
 
-from collector import HistogramPoint, Receiver, Span, merge_points
 from launch import Service, otel_environment, start_service, stop_process
+from otlp_tree import Receiver, print_metrics, print_traces
 
 # (path, what it shows, expected status). Sent to the frontend in this order.
 REQUESTS = [
@@ -39,7 +45,8 @@ REQUESTS = [
 ]
 # A few more of the same checkout, so that the percentiles have something to summarise.
 REPEATS = ("/checkout/7", 20)
-SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
+# What the OTLP exporters of every supported SDK log when a batch is lost.
+EXPORT_FAILED = re.compile(r"^.*Failed to export.*$", re.MULTILINE)
 
 
 def main() -> int:
@@ -52,6 +59,15 @@ def main() -> int:
         endpoint: Optional[str] = None  # None: the services use the caller's OTEL_EXPORTER_OTLP_*
         if user_endpoint:
             print(f"OTEL_EXPORTER_OTLP_ENDPOINT is set: the services export OTLP to {user_endpoint}.")
+            problem = _unreachable(user_endpoint)
+            if problem:
+                print(
+                    f"\ndemo: export failed: nothing answers at {user_endpoint} ({problem}).\n"
+                    "Start your collector there, or unset OTEL_EXPORTER_OTLP_ENDPOINT to use the"
+                    " demo's own receiver.\ndemo: FAILED",
+                    file=sys.stderr,
+                )
+                return 1
             print("Look for services 'frontend' and 'backend' there; nothing is collected here.\n")
         else:
             receiver = cleanup.enter_context(Receiver())
@@ -71,10 +87,17 @@ def main() -> int:
                 status = stop_process(service.process)
                 if status != 0:
                     raise RuntimeError(f"{service.name} exited with status {status}")
-            print("Stopped both services with SIGTERM; they flushed their telemetry on exit.")
+            failures = _export_failures(logs)
+            if failures:
+                raise RuntimeError(
+                    "export failed: the services could not deliver their telemetry to"
+                    f" {user_endpoint or endpoint}:\n  " + "\n  ".join(failures)
+                )
+            print("Stopped both services with SIGTERM; they exported their telemetry on exit.")
         except Exception as exc:
-            print(f"\ndemo failed: {exc}", file=sys.stderr)
+            print(f"\ndemo: {exc}", file=sys.stderr)
             _show_logs(logs)
+            print("demo: FAILED", file=sys.stderr)
             return 1
 
         if receiver is not None:
@@ -87,9 +110,36 @@ def main() -> int:
                     "\nno spans arrived from the backend: is the instrumentation installed?", file=sys.stderr
                 )
                 _show_logs(logs)
+                print("demo: FAILED", file=sys.stderr)
                 return 1
         print(f"\nDone in {time.monotonic() - started:.1f} s.")
+        print("demo: OK" if ok else "demo: FAILED (a request got an unexpected status)")
         return 0 if ok else 1
+
+
+def _unreachable(endpoint: str) -> str:
+    """Why nothing can be reached at the OTLP ``endpoint`` URL; "" if a TCP connection opens."""
+    url = urllib.parse.urlsplit(endpoint)
+    try:
+        port = url.port or (443 if url.scheme == "https" else 80)
+    except ValueError as exc:
+        return str(exc)
+    if not url.hostname:
+        return "not a URL with a host"
+    try:
+        socket.create_connection((url.hostname, port), timeout=5).close()
+    except OSError as exc:
+        return exc.strerror or str(exc)
+    return ""
+
+
+def _export_failures(logs: str) -> list[str]:
+    """The lines in which a service's exporter said that it lost telemetry."""
+    return [
+        f"{path.stem}: {line.strip()}"
+        for path in sorted(Path(logs).glob("*.log"))
+        for line in EXPORT_FAILED.findall(path.read_text(errors="replace"))
+    ]
 
 
 def _start(
@@ -145,118 +195,6 @@ def _show_logs(logs: str) -> None:
         if text:
             print(f"\n--- {path.stem} (stderr, last lines) ---", file=sys.stderr)
             print("\n".join(text.splitlines()[-30:]), file=sys.stderr)
-
-
-# Traces
-
-
-def print_traces(spans: list[Span]) -> None:
-    """One tree per trace, children under their parent, alike traces shown once.
-
-    Two traces are alike when they have the same shape (services, names,
-    kinds, statuses), as the repeated checkouts do.
-    """
-    traces: dict[str, list[Span]] = defaultdict(list)
-    for span in spans:
-        traces[span.trace_id].append(span)
-    shown: dict[tuple[tuple[int, str, str, str, str], ...], list[list[tuple[int, Span]]]] = {}
-    for trace in sorted(traces.values(), key=lambda t: min(s.start_ns for s in t)):
-        rows = list(_walk(trace))
-        shape = tuple((depth, s.service, s.name, s.kind, s.status) for depth, s in rows)
-        shown.setdefault(shape, []).append(rows)
-    print(f"Traces: {len(traces)}, each a tree of spans (a child is indented under its parent)")
-    labels = [_label(depth, span) for group in shown.values() for depth, span in group[0]]
-    width = max(map(len, labels), default=0)
-    print(f"    {'service   span name':<{width}}  {'kind':<6}  {'status':<6} {'http':>4}  {'ms':>7}")
-    for group in shown.values():
-        rows = group[0]
-        root = rows[0][1]
-        alike = f"  (and {len(group) - 1} more like it)" if len(group) > 1 else ""
-        print(f"  trace {root.trace_id[:8]}  {_target(root)}{alike}")
-        for depth, span in rows:
-            print(
-                f"    {_label(depth, span):<{width}}  {span.kind:<6}  {span.status:<6}"
-                f" {_http_status(span):>4}  {span.duration_ms:7.2f}"
-            )
-
-
-def _walk(trace: list[Span]) -> Iterator[tuple[int, Span]]:
-    """Spans depth first, each followed by its children in start order."""
-    ids = {span.span_id for span in trace}
-    children: dict[str, list[Span]] = defaultdict(list)
-    for span in trace:
-        # A parent that is not in the trace (not exported, or remote) makes a root.
-        children[span.parent_span_id if span.parent_span_id in ids else ""].append(span)
-
-    def visit(parent: str, depth: int) -> Iterator[tuple[int, Span]]:
-        for span in sorted(children[parent], key=lambda s: s.start_ns):
-            yield depth, span
-            yield from visit(span.span_id, depth + 1)
-
-    return visit("", 0)
-
-
-def _label(depth: int, span: Span) -> str:
-    return f"{'  ' * depth}{span.service:<8}  {span.name}"
-
-
-def _target(span: Span) -> str:
-    # The old and the stable HTTP conventions name the request target differently.
-    method = span.attributes.get("http.method") or span.attributes.get("http.request.method", "")
-    target = span.attributes.get("http.target") or span.attributes.get("url.path", "")
-    return f"{method} {target}".strip()
-
-
-def _http_status(span: Span) -> str:
-    code = span.attributes.get("http.status_code") or span.attributes.get("http.response.status_code")
-    return str(code) if code else "-"
-
-
-# Metrics
-
-
-def print_metrics(receiver: Receiver) -> None:
-    """Request count and estimated p50/p95 per service, route and status."""
-    name = next((n for n in SERVER_DURATION_METRICS if n in receiver.metric_names()), None)
-    if name is None:
-        print("Metrics: no HTTP server duration histogram arrived.")
-        return
-    groups: dict[tuple[str, str, str], list[HistogramPoint]] = defaultdict(list)
-    for point in receiver.latest_histogram_points(name):
-        groups[(point.service, _route(point), _status(point))].append(point)
-    # The stable conventions measure in seconds, the old ones in milliseconds.
-    scale = 1000.0 if groups and next(iter(groups.values()))[0].unit == "s" else 1.0
-    route_w = max([len("route"), *(len(route) for _, route, _ in groups)])
-    status_w = max([len("status"), *(len(status) for _, _, status in groups)])
-    print(f"Metrics: {name} per service, route and status (ms; p50/p95 estimated from the buckets)")
-    row = "    {:<9} {:<{route_w}}  {:<{status_w}}  {:>5} {:>7} {:>7}"
-    print(row.format("service", "route", "status", "count", "p50", "p95", route_w=route_w, status_w=status_w))
-    for (service, route, status), points in sorted(groups.items()):
-        merged = merge_points(points)
-        p50, p95 = (_ms(merged.quantile(q), scale) for q in (0.5, 0.95))
-        print(row.format(service, route, status, merged.count, p50, p95, route_w=route_w, status_w=status_w))
-    if not all(status.isdigit() for _, _, status in groups):
-        print(
-            "  A status that is not a number (and http '-' in the traces): the handler raised, so no"
-            "\n  status code was recorded, only the exception; the serving layer then answered 500."
-        )
-
-
-def _route(point: HistogramPoint) -> str:
-    return str(point.attributes.get("http.route", "(no route)"))
-
-
-def _status(point: HistogramPoint) -> str:
-    code = point.attributes.get("http.status_code") or point.attributes.get("http.response.status_code")
-    if code:
-        return str(code)
-    # The handler raised: the instrumentation saw an exception, not a response
-    # (the serving layer answered 500 after it). The stable conventions name it.
-    return str(point.attributes.get("error.type", "raised"))
-
-
-def _ms(value: Optional[float], scale: float) -> str:
-    return "-" if value is None else f"{value * scale:.2f}"
 
 
 if __name__ == "__main__":

@@ -186,10 +186,10 @@ Logs
 ----
 The framework writes each request's access line (internalhttp.access, INFO)
 and the error record of a failed request (internalhttp, ERROR) inside the
-request's span context, in every serving layer, so a logging bridge
-(opentelemetry-instrumentation-logging, or opentelemetry-instrument with
-OTEL_PYTHON_LOGGING_AUTO_INSTRUMENTATION_ENABLED=true) gives them the span's
-trace and span ids. Python's loggers pass only WARNING and up by default:
+request's span context, in every serving layer, so a logging bridge gives
+them the span's trace and span ids: install opentelemetry-instrumentation-logging
+and opentelemetry-instrument attaches its handler to the root logger (or add
+its LoggingHandler yourself). Python's loggers pass only WARNING and up by default:
 set logging.getLogger("internalhttp").setLevel(logging.INFO) to send the
 access lines too. Those lines never show a query credential and write a
 client's control characters escaped. With OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN

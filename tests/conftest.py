@@ -23,10 +23,9 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from otel_testing import INSTRUMENTATION_LOGGER
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
-
-INSTRUMENTATION_LOGGER = "opentelemetry_ext_internalhttp"
 
 
 @pytest.fixture
@@ -117,7 +116,6 @@ class _ErrorCollector(logging.Handler):
     def __init__(self) -> None:
         super().__init__(level=logging.ERROR)
         self.records: list[logging.LogRecord] = []
-        self.expected = False
 
     def emit(self, record: logging.LogRecord) -> None:
         self.records.append(record)
@@ -127,10 +125,12 @@ class _ErrorCollector(logging.Handler):
 def instrumentation_errors(request: pytest.FixtureRequest) -> Iterator[_ErrorCollector]:
     """Fail the test if the instrumentation logged an error it did not expect.
 
-    A test that provokes an error on purpose takes this fixture and sets
-    ``instrumentation_errors.expected = True``, then asserts on
-    ``instrumentation_errors.records``.
+    A test that provokes errors on purpose is marked
+    ``@pytest.mark.instrumentation_errors``; it then takes this fixture and
+    asserts on ``instrumentation_errors.records`` (the test fails if it logged
+    none).
     """
+    expected = request.node.get_closest_marker("instrumentation_errors") is not None
     collector = _ErrorCollector()
     logger = logging.getLogger(INSTRUMENTATION_LOGGER)
     logger.addHandler(collector)
@@ -138,6 +138,8 @@ def instrumentation_errors(request: pytest.FixtureRequest) -> Iterator[_ErrorCol
         yield collector
     finally:
         logger.removeHandler(collector)
-    if collector.records and not collector.expected:
+    if collector.records and not expected:
         messages = "\n".join(record.getMessage() for record in collector.records)
         pytest.fail(f"the instrumentation logged unexpected errors:\n{messages}")
+    if expected and not collector.records:
+        pytest.fail("marked instrumentation_errors, but the instrumentation logged no error")

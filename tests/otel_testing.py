@@ -1,13 +1,46 @@
-"""Assertion helpers for the instrumentation tests: "the one server span" and
-"the metric points"."""
+"""The tests' shared vocabulary and assertion helpers.
+
+Everything more than one test file needs is defined here once: the
+semantic-convention modes to parametrize over, a valid W3C trace context,
+the logger names, "the one server span" and "the metric points".
+"""
 
 from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+
+# OTEL_SEMCONV_STABILITY_OPT_IN values: the old conventions (the default), the
+# stable ones, both at once.
+OLD_MODE, STABLE_MODE, DUP_MODE = "", "http", "http/dup"
+
+
+def semconv_modes(*modes: str) -> pytest.MarkDecorator:
+    """Run the test once per mode, through the autouse ``semconv_mode`` fixture in conftest.py."""
+    return pytest.mark.parametrize("semconv_mode", list(modes), indirect=True)
+
+
+ALL_MODES = semconv_modes(OLD_MODE, STABLE_MODE, DUP_MODE)
+OLD_AND_STABLE = semconv_modes(OLD_MODE, STABLE_MODE)
+OLD_MODES = semconv_modes(OLD_MODE, DUP_MODE)  # the modes that record the old attributes
+STABLE_MODES = semconv_modes(STABLE_MODE, DUP_MODE)  # the modes that record the stable attributes
+OLD = semconv_modes(OLD_MODE)
+STABLE = semconv_modes(STABLE_MODE)
+DUP = semconv_modes(DUP_MODE)
+
+# A valid W3C trace context from a remote caller.
+TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
+PARENT_ID = 0xB7AD6B7169203331
+TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
+TRACESTATE = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+
+# Logger names: this package's, and the one BaseInstrumentor warns and errs on.
+INSTRUMENTATION_LOGGER = "opentelemetry_ext_internalhttp"
+BASE_INSTRUMENTOR_LOGGER = "opentelemetry.instrumentation.instrumentor"
 
 
 def one_server_span(exporter: InMemorySpanExporter) -> ReadableSpan:

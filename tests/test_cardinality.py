@@ -11,7 +11,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.util.http import OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
-from otel_testing import metric_points
+from otel_testing import OLD_AND_STABLE, STABLE, metric_points
 
 from opentelemetry_ext_internalhttp._methods import CAPTURED_METHODS_LIMIT
 
@@ -31,7 +31,7 @@ def shop(instrumentor: Any, providers: dict[str, Any], semconv_mode: str) -> Any
     return server
 
 
-@pytest.mark.parametrize("semconv_mode", ["", "http"], indirect=True)
+@OLD_AND_STABLE
 def test_thousands_of_paths_of_one_route_make_one_span_name_and_one_duration_stream_per_status(
     shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader, semconv_mode: str
 ) -> None:
@@ -50,7 +50,7 @@ def test_thousands_of_paths_of_one_route_make_one_span_name_and_one_duration_str
     assert len(metric_points(metric_reader, "http.server.active_requests")) == (0 if semconv_mode else 1)
 
 
-@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+@STABLE
 def test_thousands_of_unknown_paths_make_one_span_name_and_one_duration_stream(
     shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
 ) -> None:
@@ -62,7 +62,7 @@ def test_thousands_of_unknown_paths_make_one_span_name_and_one_duration_stream(
     assert (point.attributes[HTTP_RESPONSE_STATUS_CODE], point.count) == (404, REQUESTS)
 
 
-@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+@STABLE
 def test_thousands_of_unknown_methods_make_one_span_name_and_one_duration_stream(
     shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
 ) -> None:
@@ -73,7 +73,7 @@ def test_thousands_of_unknown_methods_make_one_span_name_and_one_duration_stream
     assert len(metric_points(metric_reader, DURATION["http"])) == 1
 
 
-@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+@STABLE
 def test_capturing_all_methods_keeps_a_bounded_number_of_them_and_records_the_rest_as_other(
     instrumentor: Any,
     providers: dict[str, Any],

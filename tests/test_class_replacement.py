@@ -28,7 +28,7 @@ from lifecycle_testing import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otel_testing import one_server_span
+from otel_testing import ALL_MODES, one_server_span
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor, _InstrumentedInternalHTTPServer
 
@@ -115,7 +115,7 @@ def test_a_server_made_while_instrumented_records_no_span_after_uninstrument(
     assert span_exporter.get_finished_spans() == ()
 
 
-@pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
+@ALL_MODES
 def test_a_server_made_while_instrumented_records_no_metric_after_uninstrument(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any], metric_reader: InMemoryMetricReader
 ) -> None:

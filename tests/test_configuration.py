@@ -23,13 +23,12 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
 )
-from otel_testing import metric_points, one_server_span
+from otel_testing import ALL_MODES, OLD_MODES, STABLE, metric_points, one_server_span
 
 SPECIFIC_EXCLUDED = "OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS"
 GENERIC_EXCLUDED = "OTEL_PYTHON_EXCLUDED_URLS"
 METRICS = ("http.server.duration", "http.server.request.duration", "http.server.active_requests")
 
-STABLE = pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
 
 HEALTHY = {"status": 200, "body": "ok"}
 ORDERS = {"status": 200, "body": []}
@@ -167,7 +166,7 @@ def test_excluded_urls_are_read_when_instrument_runs_not_when_a_request_arrives(
     assert traced_paths(span_exporter) == ["/orders"]
 
 
-@pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
+@ALL_MODES
 def test_an_excluded_request_records_no_span_no_metric_and_never_counts_as_active(
     instrumentor: Any,
     providers: dict[str, Any],
@@ -425,7 +424,7 @@ def test_a_signature_parameter_with_a_percent_encoded_name_is_redacted_too(
 
 
 @pytest.mark.parametrize("suppress", [suppress_instrumentation, suppress_http_instrumentation])
-@pytest.mark.parametrize("semconv_mode", ["", "http/dup"], indirect=True)
+@OLD_MODES
 def test_a_suppressed_request_passes_straight_through_with_no_span_and_no_metric(
     instrumentor: Any,
     providers: dict[str, Any],
@@ -456,6 +455,7 @@ def test_a_suppressed_request_passes_straight_through_with_no_span_and_no_metric
         (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, "cookie,)"),
     ],
 )
+@pytest.mark.instrumentation_errors
 def test_an_invalid_pattern_in_the_environment_is_logged_naming_the_variable_and_only_that_setting_is_ignored(
     instrumentor: Any,
     providers: dict[str, Any],
@@ -467,7 +467,6 @@ def test_an_invalid_pattern_in_the_environment_is_logged_naming_the_variable_and
 ) -> None:
     # Under opentelemetry-instrument a raise here would stop every
     # instrumentation after this one: the bad setting alone is dropped.
-    instrumentation_errors.expected = True
     monkeypatch.setenv(variable, value)
 
     instrumentor.instrument(**providers)

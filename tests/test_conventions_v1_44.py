@@ -253,6 +253,7 @@ def test_an_unknown_opt_in_keyword_is_a_value_error_naming_it(instrumentor: Any,
         instrumentor.instrument(opt_in="client.prot", **providers)
 
 
+@pytest.mark.instrumentation_errors
 @STABLE
 def test_an_unknown_opt_in_in_the_environment_is_logged_and_ignored(
     instrument: Any,
@@ -260,7 +261,6 @@ def test_an_unknown_opt_in_in_the_environment_is_logged_and_ignored(
     monkeypatch: pytest.MonkeyPatch,
     instrumentation_errors: Any,
 ) -> None:
-    instrumentation_errors.expected = True
     monkeypatch.setenv(OPT_IN_VARIABLE, "client.port,nonsense")
 
     instrument().handle_request("GET", "/items/1", {}, b"", connection=SOCKET)
@@ -358,12 +358,12 @@ def test_an_excluded_url_pattern_never_sees_the_query(
 # -- failing hooks are shown on the span ---------------------------------------------
 
 
+@pytest.mark.instrumentation_errors
 @ALL_MODES
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_a_hook_that_raises_is_logged_and_recorded_as_an_exception_event_on_the_server_span(
     instrument: Any, span_exporter: InMemorySpanExporter, instrumentation_errors: Any, hook: str
 ) -> None:
-    instrumentation_errors.expected = True
 
     def failing(*args: Any) -> None:
         raise LookupError("hook bug")

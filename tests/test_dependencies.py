@@ -18,7 +18,7 @@ import pytest
 from lifecycle_testing import SPAN_NAME, get_user, users_server
 from opentelemetry.instrumentation import dependencies
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_testing import one_server_span
+from otel_testing import BASE_INSTRUMENTOR_LOGGER, one_server_span
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
@@ -26,7 +26,6 @@ from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor, _Instrument
 from opentelemetry_ext_internalhttp.package import _instruments
 
 DISTRIBUTION = "opentelemetry-ext-internalhttp"
-BASE_INSTRUMENTOR_LOGGER = "opentelemetry.instrumentation.instrumentor"
 
 
 def _instruments_extra() -> list[Requirement]:

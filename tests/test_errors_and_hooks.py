@@ -27,9 +27,7 @@ from opentelemetry.semconv.attributes.exception_attributes import (
 )
 from opentelemetry.semconv.attributes.http_attributes import HTTP_RESPONSE_STATUS_CODE, HTTP_ROUTE
 from opentelemetry.trace import INVALID_SPAN, StatusCode
-from otel_testing import metric_points, one_server_span
-
-STABLE = pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+from otel_testing import OLD_MODES, STABLE, metric_points, one_server_span
 
 RESPONSE = {"status": 201, "body": {"id": "42"}, "headers": {"X-Served-By": "shop-1"}}
 
@@ -232,6 +230,7 @@ def failing_hook(*args: Any) -> None:
     raise RuntimeError("hook bug")
 
 
+@pytest.mark.instrumentation_errors
 @STABLE
 @pytest.mark.parametrize("hook", ["request_hook", "response_hook"])
 def test_a_hook_that_raises_is_logged_and_changes_neither_the_response_nor_the_span(
@@ -242,7 +241,6 @@ def test_a_hook_that_raises_is_logged_and_changes_neither_the_response_nor_the_s
     raised: list[BaseException],
     hook: str,
 ) -> None:
-    instrumentation_errors.expected = True
     instrumentor.instrument(**{hook: failing_hook}, **providers)
     server = build_shop(raised)
 
@@ -286,13 +284,13 @@ def test_a_keyboard_interrupt_in_a_hook_propagates_with_the_span_ended_and_its_c
 # -- telemetry that fails --------------------------------------------------------
 
 
+@pytest.mark.instrumentation_errors
 def test_a_tracer_that_cannot_start_spans_is_logged_and_the_handler_response_is_returned_unchanged(
     shop: Any,
     span_exporter: InMemorySpanExporter,
     instrumentation_errors: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    instrumentation_errors.expected = True
 
     def start_span(*args: Any, **kwargs: Any) -> Any:
         raise RuntimeError("tracer bug")
@@ -308,10 +306,10 @@ def test_a_tracer_that_cannot_start_spans_is_logged_and_the_handler_response_is_
     assert instrumentation_errors.records[0].levelno == logging.ERROR
 
 
+@pytest.mark.instrumentation_errors
 def test_a_tracer_that_cannot_start_spans_lets_the_handler_exception_through_unchanged(
     shop: Any, instrumentation_errors: Any, monkeypatch: pytest.MonkeyPatch, raised: list[BaseException]
 ) -> None:
-    instrumentation_errors.expected = True
     monkeypatch.setattr(Tracer, "start_span", failing_hook)
 
     with pytest.raises(Inventory.OutOfStock) as caught:
@@ -346,7 +344,8 @@ class _MeterProviderWithBrokenHistograms:
         return _MeterWithBrokenHistograms(self._meter_provider.get_meter(*args, **kwargs))
 
 
-@pytest.mark.parametrize("semconv_mode", ["", "http/dup"], indirect=True)
+@pytest.mark.instrumentation_errors
+@OLD_MODES
 def test_a_histogram_that_cannot_record_is_logged_and_the_request_and_span_are_unaffected(
     instrumentor: Any,
     tracer_provider: TracerProvider,
@@ -356,7 +355,6 @@ def test_a_histogram_that_cannot_record_is_logged_and_the_request_and_span_are_u
     instrumentation_errors: Any,
     raised: list[BaseException],
 ) -> None:
-    instrumentation_errors.expected = True
     instrumentor.instrument(
         tracer_provider=tracer_provider, meter_provider=_MeterProviderWithBrokenHistograms(meter_provider)
     )
@@ -385,6 +383,7 @@ class _MeterProviderWithBrokenCounters(_MeterProviderWithBrokenHistograms):
         return meter
 
 
+@pytest.mark.instrumentation_errors
 def test_an_active_requests_counter_that_cannot_count_is_logged_and_the_request_is_still_timed(
     instrumentor: Any,
     tracer_provider: TracerProvider,
@@ -394,7 +393,6 @@ def test_an_active_requests_counter_that_cannot_count_is_logged_and_the_request_
     instrumentation_errors: Any,
     raised: list[BaseException],
 ) -> None:
-    instrumentation_errors.expected = True
     instrumentor.instrument(
         tracer_provider=tracer_provider, meter_provider=_MeterProviderWithBrokenCounters(meter_provider)
     )
@@ -409,6 +407,7 @@ def test_an_active_requests_counter_that_cannot_count_is_logged_and_the_request_
     assert [record.exc_info[1].args for record in instrumentation_errors.records] == [("counter bug",)] * 2
 
 
+@pytest.mark.instrumentation_errors
 def test_a_span_that_cannot_take_its_status_code_is_logged_and_the_request_is_still_timed_and_ended(
     shop: Any,
     span_exporter: InMemorySpanExporter,
@@ -416,7 +415,6 @@ def test_a_span_that_cannot_take_its_status_code_is_logged_and_the_request_is_st
     instrumentation_errors: Any,
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    instrumentation_errors.expected = True
     # A 2xx needs no span status, only the status code attribute.
     monkeypatch.setattr(SdkSpan, "set_attribute", failing_hook)
     monkeypatch.setattr(SdkSpan, "set_attributes", failing_hook)
@@ -443,6 +441,7 @@ class _FailingSpanProcessor(SpanProcessor):
             raise RuntimeError("span processor bug")
 
 
+@pytest.mark.instrumentation_errors
 @pytest.mark.parametrize("when", ["on_start", "on_end"])
 def test_a_span_processor_that_raises_is_logged_and_the_handler_response_is_returned_unchanged(
     instrumentor: Any,
@@ -453,7 +452,6 @@ def test_a_span_processor_that_raises_is_logged_and_the_handler_response_is_retu
     raised: list[BaseException],
     when: str,
 ) -> None:
-    instrumentation_errors.expected = True
     tracer_provider.add_span_processor(_FailingSpanProcessor(when))
     instrumentor.instrument(**providers)
     server = build_shop(raised)
@@ -466,6 +464,7 @@ def test_a_span_processor_that_raises_is_logged_and_the_handler_response_is_retu
     assert len(instrumentation_errors.records) == 1
 
 
+@pytest.mark.instrumentation_errors
 def test_a_span_processor_that_raises_on_end_lets_the_handler_exception_through_unchanged(
     instrumentor: Any,
     providers: dict[str, Any],
@@ -473,7 +472,6 @@ def test_a_span_processor_that_raises_on_end_lets_the_handler_exception_through_
     instrumentation_errors: Any,
     raised: list[BaseException],
 ) -> None:
-    instrumentation_errors.expected = True
     tracer_provider.add_span_processor(_FailingSpanProcessor("on_end"))
     instrumentor.instrument(**providers)
     server = build_shop(raised)

@@ -8,6 +8,7 @@ worker must export on its own, under its own ``process.pid``.
 
 from __future__ import annotations
 
+import importlib.metadata
 import re
 import subprocess
 import time
@@ -17,10 +18,18 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from collector import Receiver
 from launch import BIN_DIR, EXAMPLES_DIR, OPENTELEMETRY_INSTRUMENT, otel_environment, stop_process
+from otlp_tree import Receiver
 
 pytest.importorskip("gunicorn", reason="gunicorn is not installed (the tox 'tests' env installs it)")
+
+# SDK 1.44.0 is the first whose providers re-detect the process resource and
+# restart their threads in a forked worker; with older ones (constraints-oldest.txt)
+# the workers report the master's pid unless a post_fork hook sets the SDK up.
+_SDK = tuple(int(part) for part in importlib.metadata.version("opentelemetry-sdk").split(".")[:2])
+pytestmark = pytest.mark.skipif(
+    _SDK < (1, 44), reason="before opentelemetry-sdk 1.44 forked workers keep the master's resource"
+)
 
 GUNICORN = BIN_DIR / "gunicorn"
 WORKERS = 2

@@ -227,7 +227,7 @@ def fuzz_request(chance: random.Random) -> bytes:
 
 @MODES
 @pytest.mark.timeout(120)
-def test_every_malformed_request_the_application_sees_is_one_span_and_no_instrumentation_log_line(
+def test_every_malformed_request_is_one_span_dispatched_or_refused_and_no_instrumentation_log_line(
     shop: Any,
     span_counter: CountingExporter,
     metric_reader: InMemoryMetricReader,
@@ -235,13 +235,20 @@ def test_every_malformed_request_the_application_sees_is_one_span_and_no_instrum
     warnings_logged: list[logging.LogRecord],
 ) -> None:
     dispatched: list[Any] = []
+    refused: list[Any] = []
     framework_dispatch = shop.dispatch
+    instrumented_refused = shop.refused
 
     def counting_dispatch(request: Any, body: Any) -> Any:
         dispatched.append(request)
         return framework_dispatch(request, body)
 
+    def counting_refused(refusal: Any) -> None:
+        refused.append(refusal)
+        instrumented_refused(refusal)
+
     shop.dispatch = counting_dispatch
+    shop.refused = counting_refused
     chance = random.Random(20261121)
     with internalhttp.serve(shop) as running:
         for _ in range(1_000):
@@ -249,7 +256,8 @@ def test_every_malformed_request_the_application_sees_is_one_span_and_no_instrum
                 client.send(fuzz_request(chance))
 
     assert len(dispatched) > 100  # the fuzz reached the application
-    assert span_counter.exported == len(dispatched)
+    assert len(refused) > 100  # and the serving layer's refusals
+    assert span_counter.exported == len(dispatched) + len(refused)
     recorded = sum(point.count for point in metric_points(metric_reader, DURATION[semconv_mode]))
-    assert recorded == len(dispatched)
+    assert recorded == len(dispatched) + len(refused)
     assert [record.getMessage() for record in warnings_logged] == []

@@ -24,11 +24,9 @@ from lifecycle_testing import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otel_testing import one_server_span
+from otel_testing import ALL_MODES, INSTRUMENTATION_LOGGER, one_server_span
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
-
-INSTRUMENTATION_LOGGER = "opentelemetry_ext_internalhttp"
 
 instrument_app = InternalHTTPInstrumentor.instrument_app
 uninstrument_app = InternalHTTPInstrumentor.uninstrument_app
@@ -228,7 +226,7 @@ def test_uninstrument_app_stops_spans(
 
 
 @SERVER_KINDS
-@pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
+@ALL_MODES
 def test_uninstrument_app_stops_metrics(
     instrumentor: InternalHTTPInstrumentor,
     providers: dict[str, Any],

@@ -13,11 +13,9 @@ import internalhttp.server
 import pytest
 from lifecycle_testing import SPAN_NAME, USER_RESPONSE, Pipeline, get_user, users_server
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from otel_testing import one_server_span
+from otel_testing import BASE_INSTRUMENTOR_LOGGER, one_server_span
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor, _InstrumentedInternalHTTPServer
-
-BASE_INSTRUMENTOR_LOGGER = "opentelemetry.instrumentation.instrumentor"
 
 
 def _warnings(caplog: pytest.LogCaptureFixture) -> list[str]:

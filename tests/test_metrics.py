@@ -47,16 +47,21 @@ from opentelemetry.semconv.attributes.network_attributes import (
 from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
 from opentelemetry.semconv.attributes.url_attributes import URL_FULL, URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
-from otel_testing import metric_points, one_server_span, point_attributes
+from otel_testing import (
+    ALL_MODES,
+    DUP,
+    OLD,
+    OLD_AND_STABLE,
+    STABLE,
+    metric_points,
+    one_server_span,
+    point_attributes,
+)
 
 NEW_DURATION = "http.server.request.duration"
 OLD_DURATION = "http.server.duration"
 ACTIVE = "http.server.active_requests"
 
-ALL_MODES = pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
-STABLE = pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
-OLD = pytest.mark.parametrize("semconv_mode", [""], indirect=True)
-DUP = pytest.mark.parametrize("semconv_mode", ["http/dup"], indirect=True)
 
 SOCKET = internalhttp.ConnectionInfo(
     client_address="192.0.2.10",
@@ -426,7 +431,7 @@ def exemplar_reader() -> Any:
     meter_provider.shutdown()
 
 
-@pytest.mark.parametrize("semconv_mode", ["http", ""], indirect=True)
+@OLD_AND_STABLE
 def test_the_duration_is_recorded_inside_the_span_so_its_exemplar_names_the_span(
     instrumentor: Any,
     tracer_provider: Any,

@@ -20,11 +20,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from opentelemetry import context, trace
 from opentelemetry.trace import INVALID_SPAN
+from otel_testing import OLD_MODES, TRACEPARENT
 
 # Taken at import time, before any test instruments: the framework's own class.
 BareServer = internalhttp.server.InternalHTTPServer
-
-TRACEPARENT = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 
 class HandlerFailed(Exception):
@@ -157,7 +156,7 @@ def outcome(server: Any, request: tuple[Any, ...], connection: Any) -> tuple[str
         return ("raised", type(error))
 
 
-@pytest.mark.parametrize("semconv_mode", ["", "http/dup"], indirect=True)
+@OLD_MODES
 def test_an_instrumented_server_behaves_exactly_like_a_bare_one_for_any_request(
     instrumentor: Any,
     providers: dict[str, Any],

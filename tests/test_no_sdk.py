@@ -17,10 +17,9 @@ import pytest
 from lifecycle_testing import USER_RESPONSE, get_user, users_server
 from opentelemetry.metrics import NoOpMeterProvider
 from opentelemetry.trace import NoOpTracerProvider
+from otel_testing import PARENT_ID, TRACE_ID, TRACEPARENT
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
-
-TRACEPARENT = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
 
 
 class HandlerFailure(Exception):
@@ -161,6 +160,6 @@ def test_with_no_sdk_the_handler_still_runs_in_the_callers_trace_context(
 
     inside, after = _trace_context_seen_by_handler(lambda: internalhttp.server.InternalHTTPServer("shop"))
 
-    assert inside.trace_id == int("1" * 32, 16)
-    assert inside.span_id == int("2" * 16, 16)
+    assert inside.trace_id == TRACE_ID
+    assert inside.span_id == PARENT_ID
     assert after == trace.INVALID_SPAN.get_span_context()

@@ -15,8 +15,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from collector import HistogramPoint, Receiver, Span
 from launch import otel_environment, start_service, stop_process
+from otlp_tree import HistogramPoint, Receiver, Span
 
 SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 TIMEOUT_S = 10

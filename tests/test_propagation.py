@@ -11,12 +11,7 @@ from opentelemetry import baggage, trace
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import INVALID_SPAN, SpanKind
-from otel_testing import one_server_span
-
-TRACE_ID = 0x0AF7651916CD43DD8448EB211C80319C
-PARENT_ID = 0xB7AD6B7169203331
-TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
-TRACESTATE = "rojo=00f067aa0ba902b7,congo=t61rcWkgMzE"
+from otel_testing import PARENT_ID, TRACE_ID, TRACEPARENT, TRACESTATE, one_server_span
 
 
 class Refused(Exception):

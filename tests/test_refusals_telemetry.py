@@ -33,11 +33,11 @@ from wsgiref.util import setup_testing_defaults
 
 import internalhttp
 import pytest
-from collector import Receiver
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
 from otel_testing import metric_points, point_attributes
+from otlp_tree import Receiver
 
 TIMEOUT = 10.0
 DURATION = "http.server.request.duration"

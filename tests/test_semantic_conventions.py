@@ -47,12 +47,7 @@ from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, S
 from opentelemetry.semconv.attributes.url_attributes import URL_PATH, URL_QUERY, URL_SCHEME
 from opentelemetry.semconv.attributes.user_agent_attributes import USER_AGENT_ORIGINAL
 from opentelemetry.trace import SpanKind, StatusCode
-from otel_testing import one_server_span
-
-ALL_MODES = pytest.mark.parametrize("semconv_mode", ["", "http", "http/dup"], indirect=True)
-STABLE_MODES = pytest.mark.parametrize("semconv_mode", ["http", "http/dup"], indirect=True)
-STABLE = pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
-OLD_MODES = pytest.mark.parametrize("semconv_mode", ["", "http/dup"], indirect=True)
+from otel_testing import ALL_MODES, OLD, STABLE, STABLE_MODES, one_server_span
 
 SOCKET = internalhttp.ConnectionInfo(
     client_address="192.0.2.10",
@@ -273,7 +268,7 @@ def test_server_address_and_port_come_from_an_ipv6_host_header_without_brackets(
     assert attributes[SERVER_PORT] == 8080
 
 
-@pytest.mark.parametrize("semconv_mode", [""], indirect=True)
+@OLD
 def test_the_old_conventions_keep_the_host_header_as_sent_and_split_net_host(
     shop: Any, span_exporter: InMemorySpanExporter
 ) -> None:
@@ -361,7 +356,7 @@ def test_client_address_is_the_original_client_named_by_the_proxy_headers(
     assert CLIENT_PORT not in attributes
 
 
-@pytest.mark.parametrize("semconv_mode", [""], indirect=True)
+@OLD
 def test_the_old_conventions_record_the_forwarded_client_as_http_client_ip(
     shop: Any, span_exporter: InMemorySpanExporter
 ) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import signal
 import threading
 from typing import TYPE_CHECKING
@@ -32,6 +33,10 @@ def serve_until_stopped(server: InternalHTTPServer, host: str, port: int) -> Non
     ``opentelemetry-instrument``: the SDK flushes the last spans and metrics
     from an ``atexit`` hook, which only runs when the interpreter exits normally.
     """
+    # The service's log lines, the framework's access lines among them, on
+    # stderr. Under opentelemetry-instrument, opentelemetry-instrumentation-logging
+    # (when installed) also sends them to OpenTelemetry, each in its span's context.
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())

@@ -5,10 +5,11 @@ from __future__ import annotations
 import http.client
 import json
 import logging
+import signal
 import socket
 import threading
 import time
-from typing import Callable, Dict, List
+from typing import Callable, Dict, Iterator, List
 
 import internalhttp
 import pytest
@@ -151,6 +152,22 @@ def test_a_handler_can_shut_down_its_own_server_and_still_answer(app: RecordingS
         client.close()
 
 
+@pytest.fixture
+def sigint_raises_keyboard_interrupt() -> Iterator[None]:
+    """Python's own SIGINT handler for the test, whatever the disposition the run inherited.
+
+    ``_thread.interrupt_main()`` does nothing while SIGINT is ignored (under
+    ``nohup``, or as a background job of a script), which would leave
+    ``serve_forever`` running for ever.
+    """
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+
+
+@pytest.mark.usefixtures("sigint_raises_keyboard_interrupt")
 def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
     monkeypatch: pytest.MonkeyPatch, capfd: pytest.CaptureFixture[str]
 ) -> None:

@@ -1,34 +1,54 @@
-"""A tiny OTLP/HTTP receiver: just enough of a collector for the demo and the tests.
+"""otlp_tree: a local OTLP/HTTP endpoint that prints traces as trees.
 
-It listens on 127.0.0.1, accepts the protobuf bodies that the official
-OTLP/HTTP exporters POST to ``/v1/traces`` and ``/v1/metrics`` (plain, gzip or
-deflate), decodes them with ``opentelemetry-proto`` and keeps what it got in
-memory as flat, easy-to-assert records:
+Run it, point your services at it, and read each request as a tree of spans
+instead of the console exporter's JSON::
+
+    python examples/otlp_tree.py                  # listens on 127.0.0.1:4318
+    OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf opentelemetry-instrument python app.py
+
+It accepts what the official OTLP/HTTP protobuf exporters POST to
+``/v1/traces``, ``/v1/metrics`` and ``/v1/logs`` (plain, gzip or deflate),
+prints every trace once it is complete (see :class:`TracePrinter`) and, when
+stopped with Ctrl-C or SIGTERM, a summary of the HTTP server duration
+histograms. Log records are only counted. Needs ``opentelemetry-proto``
+(which the OTLP exporter installs).
+
+It is a development aid, not a collector: no batching, retries, auth,
+forwarding or storage, and everything stays in memory. Unknown paths get 404
+and bodies that do not decode get 400, so that an exporter misconfiguration
+shows up as an export error in the service's log.
+
+The demo (``examples/demo.py``) and the tests use its :class:`Receiver`
+directly, in-process, and read what arrived as flat records:
 
 >>> with Receiver() as receiver:                      # doctest: +SKIP
 ...     run_service(OTEL_EXPORTER_OTLP_ENDPOINT=receiver.endpoint)
 ...     receiver.wait_until(lambda r: r.spans(kind="SERVER"), timeout=10)
 ...     receiver.spans()[0].service
 'backend'
-
-It is not a collector: no batching, retries, auth or other signals. Unknown
-paths get 404 and bodies that do not decode get 400, so that an exporter
-misconfiguration shows up as an export error in the service's log.
 """
 
 from __future__ import annotations
 
+import argparse
 import gzip
+import signal
+import sys
 import threading
 import time
 import zlib
-from collections.abc import Callable, Mapping
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from typing import Any, Optional
+from typing import Any, Optional, TextIO
 
 from google.protobuf.message import DecodeError
+from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
+    ExportLogsServiceRequest,
+    ExportLogsServiceResponse,
+)
 from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
     ExportMetricsServiceRequest,
     ExportMetricsServiceResponse,
@@ -43,6 +63,8 @@ from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
 
 TRACES_PATH = "/v1/traces"
 METRICS_PATH = "/v1/metrics"
+LOGS_PATH = "/v1/logs"
+SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 _PROTOBUF = "application/x-protobuf"
 
 
@@ -184,7 +206,18 @@ def _status(span: ProtoSpan) -> str:
 class Receiver:
     """An OTLP/HTTP protobuf receiver on a background thread; also a context manager."""
 
-    def __init__(self, host: str = "127.0.0.1", port: int = 0) -> None:
+    def __init__(
+        self,
+        host: str = "127.0.0.1",
+        port: int = 0,
+        on_spans: Optional[Callable[[list[Span]], None]] = None,
+        keep_spans: bool = True,
+    ) -> None:
+        """``on_spans`` is called with the spans of each export as they arrive (on a
+        handler thread); ``keep_spans=False`` keeps none for :meth:`spans`."""
+        self._on_spans = on_spans
+        self._keep_spans = keep_spans
+        self.log_records = 0
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._spans: list[Span] = []
@@ -292,10 +325,26 @@ class Receiver:
                         )
                     )
         with self._changed:
-            self._spans.extend(spans)
+            if self._keep_spans:
+                self._spans.extend(spans)
             self._exports += 1
             self._changed.notify_all()
+        if self._on_spans is not None:
+            self._on_spans(spans)
         return ExportTraceServiceResponse().SerializeToString()
+
+    def _add_logs(self, body: bytes) -> bytes:
+        request = ExportLogsServiceRequest.FromString(body)
+        count = sum(
+            len(scope_logs.log_records)
+            for resource_logs in request.resource_logs
+            for scope_logs in resource_logs.scope_logs
+        )
+        with self._changed:
+            self.log_records += count
+            self._exports += 1
+            self._changed.notify_all()
+        return ExportLogsServiceResponse().SerializeToString()
 
     def _add_metrics(self, body: bytes) -> bytes:
         request = ExportMetricsServiceRequest.FromString(body)
@@ -336,6 +385,7 @@ def _make_handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     routes: dict[str, Callable[[bytes], bytes]] = {
         TRACES_PATH: receiver._add_traces,
         METRICS_PATH: receiver._add_metrics,
+        LOGS_PATH: receiver._add_logs,
     }
 
     class _OTLPHandler(BaseHTTPRequestHandler):
@@ -377,3 +427,264 @@ def _decompress(body: bytes, encoding: str) -> bytes:
     if encoding in ("", "identity"):
         return body
     raise ValueError(f"unsupported Content-Encoding {encoding!r}")
+
+
+# Traces
+
+
+def print_traces(spans: list[Span], out: TextIO = sys.stdout) -> None:
+    """Every trace at once, one tree each, alike traces shown once (the demo's summary).
+
+    Two traces are alike when they have the same shape (services, names,
+    kinds, statuses), as the demo's repeated checkouts do.
+    """
+    traces: dict[str, list[Span]] = defaultdict(list)
+    for span in spans:
+        traces[span.trace_id].append(span)
+    shown: dict[tuple[tuple[int, str, str, str, str], ...], list[list[tuple[int, Span]]]] = {}
+    for trace in sorted(traces.values(), key=lambda t: min(s.start_ns for s in t)):
+        rows = list(_walk(trace))
+        shape = tuple((depth, s.service, s.name, s.kind, s.status) for depth, s in rows)
+        shown.setdefault(shape, []).append(rows)
+    print(f"Traces: {len(traces)}, each a tree of spans (a child is indented under its parent)", file=out)
+    labels = [_label(depth, span) for group in shown.values() for depth, span in group[0]]
+    width = max(map(len, labels), default=0)
+    print(_columns(width), file=out)
+    for group in shown.values():
+        alike = f"  (and {len(group) - 1} more like it)" if len(group) > 1 else ""
+        print("\n".join(_trace_lines(group[0], width, alike)), file=out)
+
+
+def _columns(width: int) -> str:
+    return f"    {'service   span name':<{width}}  {'kind':<6}  {'status':<6} {'http':>4}  {'ms':>7}"
+
+
+def format_trace(spans: list[Span], note: str = "") -> str:
+    """One trace as a tree: a heading line, then one line per span, children indented.
+
+    >>> root = Span("ab" * 16, "01" * 8, "", "GET /users/<user_id>", "SERVER", "UNSET", 0, 2_000_000,
+    ...             {"http.method": "GET", "http.target": "/users/42", "http.status_code": 200},
+    ...             {"service.name": "shop"})
+    >>> child = Span("ab" * 16, "02" * 8, "01" * 8, "SELECT", "CLIENT", "UNSET", 500_000, 1_500_000,
+    ...              {}, {"service.name": "shop"})
+    >>> print(format_trace([child, root]))
+      trace abababab  GET /users/42
+        shop      GET /users/<user_id>  SERVER  UNSET   200     2.00
+          shop      SELECT              CLIENT  UNSET     -     1.00
+    """
+    rows = list(_walk(spans))
+    width = max(len(_label(depth, span)) for depth, span in rows)
+    return "\n".join(_trace_lines(rows, width, note))
+
+
+def _trace_lines(rows: list[tuple[int, Span]], width: int, note: str) -> list[str]:
+    root = rows[0][1]
+    lines = [f"  trace {root.trace_id[:8]}  {_target(root) or root.name}{note}"]
+    for depth, span in rows:
+        lines.append(
+            f"    {_label(depth, span):<{width}}  {span.kind:<6}  {span.status:<6}"
+            f" {_http_status(span):>4}  {span.duration_ms:7.2f}"
+        )
+    return lines
+
+
+class TracePrinter:
+    """Prints each trace as a tree once it looks complete.
+
+    A trace is complete when no new span arrived for it for ``idle`` seconds,
+    or ``root_grace`` seconds after its root span (one without a parent)
+    arrived, whichever comes first. Spans of a trace that arrive after it was
+    printed (a slow service's batch) print it again, marked as updated.
+    """
+
+    def __init__(self, out: TextIO = sys.stdout, idle: float = 1.0, root_grace: float = 0.2) -> None:
+        self._out = out
+        self._idle = idle
+        self._root_grace = root_grace
+        self._lock = threading.Lock()
+        self._spans: dict[str, list[Span]] = defaultdict(list)  # every span, per trace
+        self._last_arrival: dict[str, float] = {}  # traces with spans not printed yet
+        self._root_arrival: dict[str, float] = {}
+        self._printed: dict[str, int] = {}  # trace id -> spans printed so far
+        self.traces_printed = 0
+
+    def add(self, spans: list[Span]) -> None:
+        """Take newly received spans (the receiver's ``on_spans`` callback)."""
+        now = time.monotonic()
+        with self._lock:
+            for span in spans:
+                self._spans[span.trace_id].append(span)
+                self._last_arrival[span.trace_id] = now
+                if not span.parent_span_id:
+                    self._root_arrival.setdefault(span.trace_id, now)
+
+    def print_complete(self, now: Optional[float] = None, everything: bool = False) -> int:
+        """Print the traces that are complete (all pending ones with ``everything``); how many."""
+        now = time.monotonic() if now is None else now
+        with self._lock:
+            due = [
+                trace_id
+                for trace_id, last in self._last_arrival.items()
+                if everything
+                or now - last >= self._idle
+                or now - self._root_arrival.get(trace_id, now + self._root_grace) >= self._root_grace
+            ]
+            batches = []
+            for trace_id in due:
+                del self._last_arrival[trace_id]
+                spans = list(self._spans[trace_id])
+                earlier = self._printed.get(trace_id, 0)
+                self._printed[trace_id] = len(spans)
+                note = f"  (updated: {len(spans) - earlier} more span(s) arrived late)" if earlier else ""
+                batches.append((min(s.start_ns for s in spans), spans, note))
+            for _, spans, note in sorted(batches, key=lambda batch: batch[0]):
+                print(format_trace(spans, note), file=self._out, flush=True)
+            self.traces_printed += len(batches)
+            return len(batches)
+
+
+def _walk(trace: list[Span]) -> Iterator[tuple[int, Span]]:
+    """Spans depth first, each followed by its children in start order."""
+    ids = {span.span_id for span in trace}
+    children: dict[str, list[Span]] = defaultdict(list)
+    for span in trace:
+        # A parent that is not in the trace (not exported, or remote) makes a root.
+        children[span.parent_span_id if span.parent_span_id in ids else ""].append(span)
+
+    def visit(parent: str, depth: int) -> Iterator[tuple[int, Span]]:
+        for span in sorted(children[parent], key=lambda s: s.start_ns):
+            yield depth, span
+            yield from visit(span.span_id, depth + 1)
+
+    return visit("", 0)
+
+
+def _label(depth: int, span: Span) -> str:
+    return f"{'  ' * depth}{span.service:<8}  {span.name}"
+
+
+def _target(span: Span) -> str:
+    # The old and the stable HTTP conventions name the request target differently.
+    method = span.attributes.get("http.method") or span.attributes.get("http.request.method", "")
+    target = span.attributes.get("http.target") or span.attributes.get("url.path", "")
+    return f"{method} {target}".strip()
+
+
+def _http_status(span: Span) -> str:
+    code = span.attributes.get("http.status_code") or span.attributes.get("http.response.status_code")
+    return str(code) if code else "-"
+
+
+# Metrics
+
+
+def print_metrics(receiver: Receiver, out: TextIO = sys.stdout) -> None:
+    """Request count and estimated p50/p95 per service, route and status."""
+    names = receiver.metric_names()
+    name = next((n for n in SERVER_DURATION_METRICS if n in names), None)
+    if name is None:
+        print("Metrics: no HTTP server duration histogram arrived.", file=out)
+    else:
+        _print_durations(receiver, name, out)
+    others = sorted(names - {name})
+    if others:
+        print(f"  Other metrics received: {', '.join(others)}", file=out)
+
+
+def _print_durations(receiver: Receiver, name: str, out: TextIO) -> None:
+    groups: dict[tuple[str, str, str], list[HistogramPoint]] = defaultdict(list)
+    for point in receiver.latest_histogram_points(name):
+        groups[(point.service, _route(point), _point_status(point))].append(point)
+    # The stable conventions measure in seconds, the old ones in milliseconds.
+    scale = 1000.0 if groups and next(iter(groups.values()))[0].unit == "s" else 1.0
+    route_w = max([len("route"), *(len(route) for _, route, _ in groups)])
+    status_w = max([len("status"), *(len(status) for _, _, status in groups)])
+    print(f"Metrics: {name} per service, route and status (ms; p50/p95 estimated from the buckets)", file=out)
+    row = "    {:<9} {:<{route_w}}  {:<{status_w}}  {:>5} {:>7} {:>7}"
+    print(
+        row.format("service", "route", "status", "count", "p50", "p95", route_w=route_w, status_w=status_w),
+        file=out,
+    )
+    for (service, route, status), points in sorted(groups.items()):
+        merged = merge_points(points)
+        p50, p95 = (_ms(merged.quantile(q), scale) for q in (0.5, 0.95))
+        print(
+            row.format(service, route, status, merged.count, p50, p95, route_w=route_w, status_w=status_w),
+            file=out,
+        )
+    if not all(status.isdigit() for _, _, status in groups):
+        print(
+            "  A status that is not a number (and http '-' in the traces): the handler raised, so no"
+            "\n  status code was recorded, only the exception; the serving layer then answered 500.",
+            file=out,
+        )
+
+
+def _route(point: HistogramPoint) -> str:
+    return str(point.attributes.get("http.route", "(no route)"))
+
+
+def _point_status(point: HistogramPoint) -> str:
+    code = point.attributes.get("http.status_code") or point.attributes.get("http.response.status_code")
+    if code:
+        return str(code)
+    # The handler raised: the instrumentation saw an exception, not a response
+    # (the serving layer answered 500 after it). The stable conventions name it.
+    return str(point.attributes.get("error.type", "raised"))
+
+
+def _ms(value: Optional[float], scale: float) -> str:
+    return "-" if value is None else f"{value * scale:.2f}"
+
+
+# The command line
+
+
+def main(argv: Optional[list[str]] = None) -> int:
+    parser = argparse.ArgumentParser(
+        description="A local OTLP/HTTP endpoint for your own services: prints each trace as a tree as it"
+        " completes, and a summary of the HTTP server duration metrics when stopped (Ctrl-C or SIGTERM).",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
+    parser.add_argument(
+        "--port", type=int, default=4318, help="port to listen on, 0 for any free one (default: %(default)s)"
+    )
+    parser.add_argument(
+        "--idle",
+        type=float,
+        default=1.0,
+        help="print a trace once no span arrived for it for this many seconds (default: %(default)s)",
+    )
+    args = parser.parse_args(argv)
+    printer = TracePrinter(idle=args.idle)
+    try:
+        receiver = Receiver(args.host, args.port, on_spans=printer.add, keep_spans=False)
+    except OSError as exc:
+        print(f"otlp_tree: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+    stop = threading.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    with receiver:
+        print(
+            f"otlp_tree: listening on {receiver.endpoint} for OTLP/HTTP (protobuf). Run your services with\n"
+            f"  OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
+            "Each trace prints once complete; columns: service and span name, kind, status,"
+            " HTTP status, ms.\nCtrl-C (or SIGTERM) stops and prints the metrics summary.",
+            flush=True,
+        )
+        # The timeout keeps the main thread waking up: signals are handled and traces printed.
+        while not stop.wait(0.1):
+            printer.print_complete()
+    printer.print_complete(everything=True)
+    print(
+        f"\notlp_tree: stopped; {printer.traces_printed} trace(s), {receiver.log_records} log record(s).",
+        flush=True,
+    )
+    print_metrics(receiver)
+    sys.stdout.flush()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
