@@ -255,7 +255,10 @@ def test_every_response_shape_carries_traceresponse_naming_the_server_span(
         _, headers = LAYERS[layer](server, "/shape", {"traceparent": TRACEPARENT})
 
     context = one_server_span(span_exporter).context
-    assert headers["traceresponse"] == f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    assert (
+        headers["traceresponse"]
+        == f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
+    )
     assert headers["access-control-expose-headers"] == "traceresponse"
 
 
