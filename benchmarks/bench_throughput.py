@@ -83,7 +83,7 @@ def _serve(mode: str) -> int:
         # benchmark's minimal SDK reference work, no instrumentation.
         sdk = bench_dispatch._sdk_parts()
         app = bench_dispatch._server()
-        one_request = bench_dispatch._reference_wrapper(
+        one_request = bench_dispatch._sdk_batch_wrapper(
             sdk.tracer_provider.get_tracer("bench"), sdk.meter_provider.get_meter("bench")
         )
         # An instance attribute shadows the class's method for every caller,
