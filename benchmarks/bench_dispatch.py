@@ -63,8 +63,12 @@ class SdkParts(NamedTuple):
     reader: Any  # the InMemoryMetricReader
 
 
-def _sdk_parts(sampler=None) -> SdkParts:
-    """TracerProvider + BatchSpanProcessor into a dropping exporter, MeterProvider + in-memory reader."""
+def _sdk_parts(sampler=None, exporter=None) -> SdkParts:
+    """TracerProvider + BatchSpanProcessor into a dropping exporter, MeterProvider + in-memory reader.
+
+    ``exporter`` replaces the dropping one (it must count into ``exported``
+    too); the batch processor's settings are the SDK's, ``OTEL_BSP_*`` included.
+    """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -79,7 +83,7 @@ def _sdk_parts(sampler=None) -> SdkParts:
             self.exported += len(spans)
             return SpanExportResult.SUCCESS
 
-    exporter = _DroppingExporter()
+    exporter = exporter or _DroppingExporter()
     reader = InMemoryMetricReader()
     tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
