@@ -55,7 +55,7 @@ REPLAYS = [
 ]
 
 
-def _run_rounds(rounds: int, output: Path, scenarios: list[str], pyperf_args: list[str]) -> None:
+def _run_rounds(rounds: int, output: Path, scenarios: list[str], clock: str, pyperf_args: list[str]) -> None:
     for round_number in range(1, rounds + 1):
         print(f"round {round_number}/{rounds} ...", file=sys.stderr, flush=True)
         # Every other round runs the scenarios last to first, so that drift
@@ -72,6 +72,8 @@ def _run_rounds(rounds: int, output: Path, scenarios: list[str], pyperf_args: li
                 *order,
                 "--scenarios",
                 ",".join(scenarios),
+                "--clock",
+                clock,
                 *pyperf_args,
             ],
             check=True,
@@ -207,6 +209,12 @@ def main() -> int:
     )
     parser.add_argument("--output", type=Path, help="pyperf JSON file to write (default: a temporary file)")
     parser.add_argument(
+        "--clock",
+        choices=("cpu", "wall"),
+        default="cpu",
+        help="CPU time of the worker process (default; steady on a shared machine) or wall clock",
+    )
+    parser.add_argument(
         "--report-only", action="store_true", help="only print the table of an existing --output"
     )
     args, pyperf_args = parser.parse_known_args()
@@ -223,7 +231,8 @@ def main() -> int:
         if not args.report_only:
             if output.exists():
                 output.unlink()
-            _run_rounds(args.rounds, output, _chosen(args), pyperf_args)
+            _run_rounds(args.rounds, output, _chosen(args), args.clock, pyperf_args)
+        print(f"\nµs of {'CPU time' if args.clock == 'cpu' else 'wall-clock time'} per request")
         met = _report(_values_us(output, args.rounds))
     return 0 if met else 1
 
