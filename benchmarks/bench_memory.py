@@ -45,7 +45,8 @@ all. VmRSS is the resident size at the moment of reading. Where
 /proc/self/status does not exist (macOS) the script falls back to ru_maxrss
 and says so.
 
-    python benchmarks/bench_memory.py [--requests 200000] [--warmup 10000] [--capture-all-methods] [--check]
+    python benchmarks/bench_memory.py [--requests 200000] [--warmup 10000] [--capture-all-methods]
+                                      [--semconv http] [--check]
 """
 
 from __future__ import annotations
@@ -153,10 +154,13 @@ def _request(number: int) -> tuple[str, str, dict[str, str], Any]:
 class MemoryBenchmark:
     """An instrumented server, its SDK, and the requests sent to it so far."""
 
-    def __init__(self, stream_bound: Optional[int]) -> None:
+    def __init__(self, stream_bound: Optional[int], semconv: str = "") -> None:
         self.sdk = bench_dispatch._sdk_parts()
         self.server = bench_dispatch._instrumented(
-            "", sdk=False, tracer_provider=self.sdk.tracer_provider, meter_provider=self.sdk.meter_provider
+            semconv,
+            sdk=False,
+            tracer_provider=self.sdk.tracer_provider,
+            meter_provider=self.sdk.meter_provider,
         )
         self.server.add_route(ROUTE, _user)
         self.stream_bound = stream_bound
@@ -212,6 +216,11 @@ def _parse(argv: Optional[Sequence[str]]) -> argparse.Namespace:
         "--capture-all-methods",
         action="store_true",
         help="set OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS (methods as sent are then kept)",
+    )
+    parser.add_argument(
+        "--semconv",
+        default="",
+        help="OTEL_SEMCONV_STABILITY_OPT_IN for the run: http or http/dup (default: unset, old conventions)",
     )
     parser.add_argument(
         "--keep-going", action="store_true", help=f"do not stop once the growth is over {EARLY_STOP_MB:g} MB"
@@ -278,7 +287,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         # Read by instrument(), which MemoryBenchmark() calls.
         os.environ["OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS"] = "true"
         stream_bound = None
-    bench = MemoryBenchmark(stream_bound)
+    bench = MemoryBenchmark(stream_bound, args.semconv)
     growth_mb = _measure(args, bench)
     if args.tracemalloc:
         print("(no budget check with --tracemalloc: its own bookkeeping is in the RSS above)")
