@@ -129,11 +129,11 @@ class _Table:
 
     def spread(self, name: str) -> str:
         ratios = self.round_ratios(name)
-        return f"{min(ratios):.2f}-{max(ratios):.2f}" if len(ratios) > 1 else ""
+        return f"{min(ratios):.2f}..{max(ratios):.2f}" if len(ratios) > 1 else ""
 
 
 def _print_table(table: _Table) -> None:
-    print(f"\n{'scenario':26} {'us/request':>11} {'over base':>10} {'x ' + REFERENCE:>14} {'per round':>10}")
+    print(f"\n{'scenario':26} {'us/request':>11} {'over base':>10} {'x ' + REFERENCE:>14} {'per round':>11}")
     for name, value in table.medians.items():
         if name in BASELINES.values():
             print(f"{name:26} {value:11.2f}")
@@ -141,7 +141,7 @@ def _print_table(table: _Table) -> None:
         base = f"   (over {BASELINES[name]})" if name in BASELINES else ""
         overhead = "" if name == "bare" else f"{table.overhead(name):10.2f}"
         ratio = "" if name == "bare" else f"{table.ratio(name):14.2f}"
-        spread = "" if name == "bare" else f"{table.spread(name):>10}"
+        spread = "" if name == "bare" else f"{table.spread(name):>11}"
         print(f"{name:26} {value:11.2f} {overhead:>10} {ratio:>14} {spread}{base}")
 
 
