@@ -185,9 +185,28 @@ def _report(values: dict[str, list[list[float]]]) -> bool:
     return _check_budget(table)
 
 
+def _replay_works() -> bool:
+    """Whether bench_replay can record and replay a request of the current instrumentation.
+
+    Tried once in a subprocess before the rounds: a replay that cannot be
+    built would stop a pyperf worker, and with it the whole run, budget
+    lines included.
+    """
+    for mode in ("default", "http", "always_off"):
+        tried = subprocess.run(
+            [sys.executable, str(HERE / "bench_replay.py"), mode], capture_output=True, text=True
+        )
+        if tried.returncode != 0:
+            print(
+                f"ablation left out: bench_replay.py {mode} failed:\n{tried.stderr[-2000:]}", file=sys.stderr
+            )
+            return False
+    return True
+
+
 def _chosen(args: argparse.Namespace) -> list[str]:
     if not args.scenarios:
-        return default_scenarios(args.ablation)
+        return default_scenarios(args.ablation and _replay_works())
     wanted = ["bare", REFERENCE, *args.scenarios.split(",")]
     # Each once, and the baselines that the chosen ones are measured over.
     wanted += [BASELINES[name] for name in wanted if name in BASELINES]
