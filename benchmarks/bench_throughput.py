@@ -437,14 +437,16 @@ def _cpu_per_request(runs: list[RunResult]) -> float:
 
 def _summary(results: dict[str, list[RunResult]], reference: float) -> None:
     """One line per server: median req/s, its ratio to the reference, CPU, pooled p50/p99."""
+    width = max(len(label) for label in results)
     print(
-        f"\n{'':56} {'median req/s':>12} {'x reference':>12} {'us CPU/req':>11} {'p50 ms':>7} {'p99 ms':>7}"
+        f"\n{'':{width}} {'median req/s':>12} {'x reference':>12} {'us CPU/req':>11}"
+        f" {'p50 ms':>7} {'p99 ms':>7}"
     )
     for label, runs in results.items():
         rate = statistics.median(r.requests_per_s for r in runs)
         cpu_text = f"{_cpu_per_request(runs) * 1e6:11.0f}"
         p50, p99 = _percentiles_ms([latency for r in runs for latency in r.latencies])
-        print(f"{label:56} {rate:12.0f} {rate / reference:12.2f} {cpu_text} {p50:7.2f} {p99:7.2f}")
+        print(f"{label:{width}} {rate:12.0f} {rate / reference:12.2f} {cpu_text} {p50:7.2f} {p99:7.2f}")
 
 
 def _budget_rounds(args: argparse.Namespace) -> tuple[dict[str, list[RunResult]], list[str]]:
@@ -497,7 +499,13 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
         f"{args.requests} requests per run, {args.rounds} rounds"
     )
     results, problems = _budget_rounds(args)
-    otlp = _otlp_runs(args) if args.otlp else {}
+    otlp: dict[str, list[RunResult]] = {}
+    if args.otlp:
+        try:
+            otlp = _otlp_runs(args)
+        except (RuntimeError, OSError) as exc:
+            # Unbudgeted: a report that cannot run must not hide the budget's result.
+            print(f"\nthe OTLP report failed: {exc!r}")
     reference = statistics.median(r.requests_per_s for r in results["reference"])
     _summary({**results, **otlp}, reference)
     client_share = statistics.median(r.client_cpu_s / r.seconds for r in results["bare"])
