@@ -9,6 +9,7 @@ lazily in its own process and none leaks into another.
 from __future__ import annotations
 
 import os
+import time
 from collections.abc import Callable
 from functools import partial
 from itertools import repeat
@@ -63,8 +64,12 @@ class SdkParts(NamedTuple):
     reader: Any  # the InMemoryMetricReader
 
 
-def _sdk_parts(sampler=None) -> SdkParts:
-    """TracerProvider + BatchSpanProcessor into a dropping exporter, MeterProvider + in-memory reader."""
+def _sdk_parts(sampler=None, exporter=None) -> SdkParts:
+    """TracerProvider + BatchSpanProcessor into a dropping exporter, MeterProvider + in-memory reader.
+
+    ``exporter`` replaces the dropping one (it must count into ``exported``
+    too); the batch processor's settings are the SDK's, ``OTEL_BSP_*`` included.
+    """
     from opentelemetry.sdk.metrics import MeterProvider
     from opentelemetry.sdk.metrics.export import InMemoryMetricReader
     from opentelemetry.sdk.trace import TracerProvider
@@ -79,7 +84,7 @@ def _sdk_parts(sampler=None) -> SdkParts:
             self.exported += len(spans)
             return SpanExportResult.SUCCESS
 
-    exporter = _DroppingExporter()
+    exporter = exporter or _DroppingExporter()
     reader = InMemoryMetricReader()
     tracer_provider = TracerProvider(sampler=sampler) if sampler else TracerProvider()
     tracer_provider.add_span_processor(BatchSpanProcessor(exporter))
@@ -172,13 +177,76 @@ def after_uninstrument():
     return _dispatch(server)
 
 
-def _reference_wrapper(tracer, meter) -> Callable[..., object]:
-    """The unavoidable OpenTelemetry work for one server request, written out.
+# -- the references: OpenTelemetry calls written out, no instrumentation -----
+
+
+def _sdk_batch_wrapper(tracer, meter) -> Callable[..., object]:
+    """``b_sdk_batch``: what one request minimally costs with the SDK defaults (issue 14).
+
+    W3C extract from the request headers (global propagator); ``start_span``
+    (SERVER, 6 attributes); the active-requests up/down counter +1 (4
+    attributes) outside the span's context; the span's context attached
+    around the handler; one more span attribute after it; the duration
+    histogram (4 attributes) recorded inside the span's context, so the
+    default trace-based exemplar filter runs; end; detach; counter -1.
 
     Returns ``one_request(dispatch, method, path, headers, body, **kwargs)``,
     which does that work around ``dispatch(...)``: here around a bare
-    server's ``handle_request``, and in ``bench_throughput.py --reference``
-    around the socket server's calls, so that both measure the same SDK calls.
+    server's ``handle_request``, and in ``bench_throughput.py`` around the
+    socket server's calls, so that both measure the same SDK calls.
+    """
+    from opentelemetry import context
+    from opentelemetry.propagate import extract
+    from opentelemetry.trace import SpanKind, set_span_in_context
+
+    attach, detach = context.attach, context.detach
+    histogram = meter.create_histogram("http.server.request.duration", unit="s")
+    active_requests = meter.create_up_down_counter("http.server.active_requests", unit="{request}")
+
+    def one_request(dispatch, method, path, headers, body, **kwargs):
+        parent = extract(headers)
+        span = tracer.start_span(
+            "GET /hello", context=parent, kind=SpanKind.SERVER, attributes=SERVER_ATTRIBUTES
+        )
+        active_attributes = {
+            "http.request.method": "GET",
+            "url.scheme": "http",
+            "server.address": "127.0.0.1",
+            "server.port": 8080,
+        }
+        active_requests.add(1, active_attributes)
+        token = attach(set_span_in_context(span, parent))
+        start = default_timer()
+        try:
+            response = dispatch(method, path, headers, body, **kwargs)
+            status = response["status"]
+            span.set_attribute("http.response.status_code", status)
+            histogram.record(
+                default_timer() - start,
+                {
+                    "http.request.method": "GET",
+                    "url.scheme": "http",
+                    "http.route": ROUTE,
+                    "http.response.status_code": status,
+                },
+            )
+        finally:
+            span.end()
+            detach(token)
+            active_requests.add(-1, active_attributes)
+        return response
+
+    return one_request
+
+
+def _issue6_wrapper(tracer, meter) -> Callable[..., object]:
+    """``b_sdk_issue6``: issue 6's "minimal SDK reference", kept as a second line.
+
+    ``start_as_current_span`` with 6 attributes and one set after the
+    handler; the active-requests counter (3 attributes) and the duration
+    histogram (4 attributes) both outside the span's context, so no
+    exemplar is offered. It under-states what a server instrumentation
+    needs: a duration recorded outside the span cannot link to the trace.
     """
     from opentelemetry.propagate import extract
     from opentelemetry.trace import SpanKind
@@ -188,7 +256,6 @@ def _reference_wrapper(tracer, meter) -> Callable[..., object]:
 
     def one_request(dispatch, method, path, headers, body, **kwargs):
         context = extract(headers)
-        # The issue's reference: 3-4 attributes on each metric call.
         active_attributes = {
             "http.request.method": "GET",
             "url.scheme": "http",
@@ -216,22 +283,85 @@ def _reference_wrapper(tracer, meter) -> Callable[..., object]:
     return one_request
 
 
-def _reference(tracer, meter):
-    one_request = _reference_wrapper(tracer, meter)
+def _around_bare(wrapper, tracer, meter):
+    one_request = wrapper(tracer, meter)
     handle_request = _server().handle_request
     # partial, not a lambda: one Python frame around handle_request, as in bare().
     return partial(one_request, handle_request, "GET", ROUTE, REQUEST_HEADERS, b"")
 
 
-def reference_sdk():
-    tracer_provider, meter_provider = _sdk()
-    return _reference(tracer_provider.get_tracer("bench"), meter_provider.get_meter("bench"))
+def _with_sdk(wrapper, sampler=None):
+    tracer_provider, meter_provider = _sdk(sampler)
+    return _around_bare(wrapper, tracer_provider.get_tracer("bench"), meter_provider.get_meter("bench"))
 
 
-def reference_api_only():
+def _with_api_only(wrapper):
     from opentelemetry import metrics, trace
 
-    return _reference(trace.get_tracer("bench"), metrics.get_meter("bench"))
+    return _around_bare(wrapper, trace.get_tracer("bench"), metrics.get_meter("bench"))
+
+
+def b_sdk_batch():
+    return _with_sdk(_sdk_batch_wrapper)
+
+
+def b_sdk_issue6():
+    return _with_sdk(_issue6_wrapper)
+
+
+def b_sdk_always_off():
+    """b_sdk_batch's calls with the ALWAYS_OFF sampler: the written-out sampled-out request."""
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    return _with_sdk(_sdk_batch_wrapper, ALWAYS_OFF)
+
+
+def b_api_only():
+    """b_sdk_batch's calls against the API's no-op providers (no SDK installed)."""
+    return _with_api_only(_sdk_batch_wrapper)
+
+
+def b_api_context_only():
+    """The least a no-SDK request needs: the caller's extracted context attached around the handler."""
+    from opentelemetry import context
+    from opentelemetry.propagate import extract
+
+    attach, detach = context.attach, context.detach
+    handle_request = _server().handle_request
+
+    def one_request():
+        token = attach(extract(REQUEST_HEADERS))
+        try:
+            return handle_request("GET", ROUTE, REQUEST_HEADERS, b"")
+        finally:
+            detach(token)
+
+    return one_request
+
+
+# -- the ablation: the project's calls replayed with none of its code --------
+
+
+def replay_default():
+    from bench_replay import replay
+
+    return replay("")
+
+
+def replay_stable():
+    from bench_replay import replay
+
+    return replay("http")
+
+
+def replay_always_off():
+    from bench_replay import replay
+    from opentelemetry.sdk.trace.sampling import ALWAYS_OFF
+
+    return replay("", ALWAYS_OFF)
+
+
+# -- contrib, for comparison -------------------------------------------------
 
 
 def _trivial_wsgi_app(environ, start_response):
@@ -281,34 +411,105 @@ def wsgi_contrib_middleware():
     )
 
 
+def _flask_app():
+    import flask
+
+    app = flask.Flask("bench")
+    app.add_url_rule(ROUTE, "hello", lambda: "hi")
+    return app
+
+
+def _call_flask(app):
+    import io
+
+    def start_response(status, headers, exc_info=None):
+        return None
+
+    def one_request():
+        environ = dict(_WSGI_ENVIRON)
+        environ["wsgi.input"] = io.BytesIO(b"")
+        return b"".join(app(environ, start_response))
+
+    return one_request
+
+
+def flask_bare():
+    return _call_flask(_flask_app())
+
+
+def flask_contrib():
+    from opentelemetry.instrumentation.flask import FlaskInstrumentor
+
+    _semconv("")
+    tracer_provider, meter_provider = _sdk()
+    app = _flask_app()
+    FlaskInstrumentor.instrument_app(app, tracer_provider=tracer_provider, meter_provider=meter_provider)
+    return _call_flask(app)
+
+
+def _flask_installed() -> bool:
+    from importlib.util import find_spec
+
+    return find_spec("flask") is not None and find_spec("opentelemetry.instrumentation.flask") is not None
+
+
+# Every scenario, in table order. The "ablation" ones run only with
+# run_benchmarks.py --ablation, the Flask ones only where Flask and its
+# instrumentation are installed (the tox env has them).
 SCENARIOS: dict[str, Callable[[], Callable[[], object]]] = {
     scenario.__name__: scenario
     for scenario in (
         bare,
+        b_sdk_batch,
+        b_sdk_issue6,
         instrumented_default,
         instrumented_stable,
         instrumented_dup,
-        reference_sdk,
+        b_api_only,
+        b_api_context_only,
         instrumented_api_only,
-        reference_api_only,
+        b_sdk_always_off,
         instrumented_always_off,
         instrumented_suppressed,
         instrumented_excluded,
         after_uninstrument,
+        replay_default,
+        replay_stable,
+        replay_always_off,
         wsgi_bare,
         wsgi_contrib_middleware,
+        flask_bare,
+        flask_contrib,
     )
 }
+ABLATION = ("replay_default", "replay_stable", "replay_always_off")
+FLASK = ("flask_bare", "flask_contrib")
 
 
-def _time_scenario(loops: int, name: str) -> float:
+def default_scenarios(ablation: bool) -> list[str]:
+    """The scenarios a run times: all but the ablation ones unless asked, and Flask only if installed."""
+    skipped = set() if ablation else set(ABLATION)
+    if not _flask_installed():
+        skipped.update(FLASK)
+    return [name for name in SCENARIOS if name not in skipped]
+
+
+def _time_scenario(loops: int, name: str, clock: Callable[[], float]) -> float:
     call = _built.get(name)
     if call is None:
         call = _built[name] = SCENARIOS[name]()
-    start = default_timer()
+    start = clock()
     for _ in repeat(None, loops):
         call()
-    return default_timer() - start
+    return clock() - start
+
+
+# "cpu": the CPU time of the worker process (all its threads, the span
+# processor's included). On a machine shared with other jobs a process
+# that waits for a core is not charged for the wait, so this is far less
+# disturbed than the wall clock, which counts every moment descheduled.
+# "wall": the wall clock, for a quiet machine.
+CLOCKS: dict[str, Callable[[], float]] = {"cpu": time.process_time, "wall": default_timer}
 
 
 _built: dict[str, Callable[[], object]] = {}
@@ -317,9 +518,12 @@ _kept_alive: list[object] = []
 
 def _pass_order_to_workers(cmd: list[str], args: Any) -> None:
     # pyperf tells a worker which benchmark to run by its position, so the
-    # workers must register the scenarios in the same order as the parent.
+    # workers must register the same scenarios in the same order as the parent.
     if args.reverse_order:
         cmd.append("--reverse-order")
+    if args.scenarios:
+        cmd.extend(("--scenarios", args.scenarios))
+    cmd.extend(("--clock", args.clock))
 
 
 def main() -> None:
@@ -329,10 +533,20 @@ def main() -> None:
         action="store_true",
         help="run the scenarios last to first (run_benchmarks.py does so every other round)",
     )
+    runner.argparser.add_argument(
+        "--scenarios",
+        help="comma-separated scenarios to time, in this order (default: all but the ablation ones)",
+    )
+    runner.argparser.add_argument(
+        "--clock", choices=CLOCKS, default="cpu", help="what a value measures (default: cpu, see CLOCKS)"
+    )
     args = runner.parse_args()
-    names = list(SCENARIOS)
+    names = args.scenarios.split(",") if args.scenarios else default_scenarios(ablation=False)
+    unknown = [name for name in names if name not in SCENARIOS]
+    if unknown:
+        runner.argparser.error(f"unknown scenarios {unknown}; known: {', '.join(SCENARIOS)}")
     for name in reversed(names) if args.reverse_order else names:
-        runner.bench_time_func(name, _time_scenario, name)
+        runner.bench_time_func(name, _time_scenario, name, CLOCKS[args.clock])
 
 
 if __name__ == "__main__":
