@@ -283,19 +283,23 @@ def replay(mode: str, sampler: Optional[Any] = None) -> Callable[[], Any]:
 
     server.add_route(bench_dispatch.ROUTE, noting_handler)
     recording.active = True
-    server.handle_request("GET", bench_dispatch.ROUTE, bench_dispatch.REQUEST_HEADERS, b"")
+    server.serve_request("GET", bench_dispatch.ROUTE, bench_dispatch.REQUEST_HEADERS, b"")
     recording.active = False
     InternalHTTPInstrumentor().uninstrument()
 
     lowered = {name.lower(): value for name, value in bench_dispatch.REQUEST_HEADERS.items()}
     one_request = _compile(_write(recording.events, lowered, tracer_provider.tracer))
-    handle_request = bench_dispatch._server().handle_request
+    bare = bench_dispatch._server()
+    handle_request = bare.handle_request
     headers = bench_dispatch.REQUEST_HEADERS
 
-    def dispatch() -> Any:
-        return handle_request("GET", bench_dispatch.ROUTE, headers, b"")
+    # The replayed calls around the handler, inside a bare server's
+    # serve_request, as the scenarios run (bench_dispatch._dispatch).
+    def replayed(method: str, target: str, request_headers: Any, body: bytes, **kwargs: Any) -> Any:
+        return one_request(lambda: handle_request(method, target, request_headers, body, **kwargs))
 
-    call = partial(one_request, dispatch)
+    bare.handle_request = replayed  # type: ignore[method-assign]
+    call = partial(bare.serve_request, "GET", bench_dispatch.ROUTE, headers, b"")
     call.source = one_request.source  # type: ignore[attr-defined]
     call.names = one_request.names  # type: ignore[attr-defined]
     return call

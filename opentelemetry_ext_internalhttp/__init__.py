@@ -271,6 +271,8 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
+_original_handle_request = _OriginalInternalHTTPServer.handle_request
+_original_respond = _OriginalInternalHTTPServer.respond
 
 # Every module attribute through which applications reach the class. One
 # table drives both instrument and uninstrument so they cannot drift apart.
@@ -384,13 +386,14 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
     ) -> Any:
         telemetry = _telemetry_of(self)
         if telemetry is None:
-            return super().handle_request(method, path, headers, body, connection=connection)
+            # The framework's own method, not super(): this runs on every request.
+            return _original_handle_request(self, method, path, headers, body, connection=connection)
         return telemetry.handle_request(self, method, path, headers, body, connection, self.dispatch)
 
     def respond(self, request: Request, body: Any = b"", *, raise_exceptions: bool = False) -> Outcome:
         telemetry = _telemetry_of(self)
         if telemetry is None:
-            return super().respond(request, body, raise_exceptions=raise_exceptions)
+            return _original_respond(self, request, body, raise_exceptions=raise_exceptions)
         return telemetry.respond(self, request, body, raise_exceptions, super().respond)
 
     def refused(self, refusal: Refusal) -> None:

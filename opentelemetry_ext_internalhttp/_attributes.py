@@ -17,6 +17,7 @@ configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
+from functools import lru_cache
 from typing import Any, NamedTuple, Optional
 
 from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
@@ -119,6 +120,7 @@ def parse_port(text: str) -> Optional[int]:
     return port if port <= 65535 else None
 
 
+@lru_cache(maxsize=256)  # the Host of most requests is one of a few; bounded, as clients choose it
 def split_host(host: str) -> tuple[str, Optional[int]]:
     """Split a ``Host`` value (or the first of several) into address and port.
 

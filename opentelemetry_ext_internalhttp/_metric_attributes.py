@@ -33,20 +33,39 @@ class SharedAttributes(NamedTuple):
     duration_old: dict[str, Any]
     duration_new: dict[str, Any]
     active: dict[str, Any]
+    # The finished duration attributes per (status, error.type): bounded by
+    # the statuses and the application's exception types. Never mutated once
+    # made, so one dict serves every request with that outcome.
+    outcomes: dict[tuple[Optional[int], Optional[str], bool], dict[str, Any]]
 
     def duration_new_with(self, status: Optional[int], error_type: Optional[str]) -> dict[str, Any]:
-        attributes = dict(self.duration_new)
-        if status is not None:
-            attributes[HTTP_RESPONSE_STATUS_CODE] = status
-        if error_type is not None:
-            attributes[ERROR_TYPE] = error_type
+        key = (status, error_type, True)
+        attributes = self.outcomes.get(key)
+        if attributes is None:
+            attributes = dict(self.duration_new)
+            if status is not None:
+                attributes[HTTP_RESPONSE_STATUS_CODE] = status
+            if error_type is not None:
+                attributes[ERROR_TYPE] = error_type
+            self._remember(key, attributes)
         return attributes
 
     def duration_old_with(self, status: Optional[int]) -> dict[str, Any]:
-        attributes = dict(self.duration_old)
-        if status is not None:
-            attributes[HTTP_STATUS_CODE] = status
+        key = (status, None, False)
+        attributes = self.outcomes.get(key)
+        if attributes is None:
+            attributes = dict(self.duration_old)
+            if status is not None:
+                attributes[HTTP_STATUS_CODE] = status
+            self._remember(key, attributes)
         return attributes
+
+    def _remember(self, key: tuple[Optional[int], Optional[str], bool], attributes: dict[str, Any]) -> None:
+        if len(self.outcomes) < _OUTCOME_CACHE_LIMIT:
+            self.outcomes[key] = attributes
+
+
+_OUTCOME_CACHE_LIMIT = 64
 
 
 def span_name(method: str, route: Optional[str]) -> str:
@@ -79,6 +98,7 @@ def shared_attributes(
         # The active-requests attributes of each convention: no route (not
         # known for every request yet), no status.
         active={**old, **new},
+        outcomes={},
     )
 
 

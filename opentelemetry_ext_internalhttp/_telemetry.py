@@ -20,6 +20,7 @@ request goes on with the handler's own result.
 
 from __future__ import annotations
 
+import os
 import traceback
 from collections.abc import Callable, Mapping
 from contextvars import ContextVar, Token
@@ -32,6 +33,7 @@ from internalhttp.server import Headers, Refusal, Request
 from opentelemetry import context, trace
 from opentelemetry._logs import SeverityNumber, get_logger
 from opentelemetry.context import Context
+from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
 from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
 from opentelemetry.instrumentation._semconv import (
     HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
@@ -95,6 +97,26 @@ from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
 from opentelemetry_ext_internalhttp.version import __version__
+
+# The API modules whose set-once globals say whether an SDK was installed.
+# Private, so a future API without them only takes the public, slower path.
+_TRACE_API_GLOBALS: Any = trace if hasattr(trace, "_TRACER_PROVIDER") else None
+try:
+    import opentelemetry.metrics._internal as _metrics_internal
+except ImportError:  # pragma: no cover
+    _metrics_internal = None  # type: ignore[assignment]
+_METRICS_API_GLOBALS: Any = (
+    _metrics_internal
+    if _metrics_internal is not None and hasattr(_metrics_internal, "_METER_PROVIDER")
+    else None
+)
+
+try:
+    # Where the labeler lives in the context; private to contrib, so its
+    # absence only costs building the (empty) attributes on every request.
+    from opentelemetry.instrumentation._labeler._internal import LABELER_CONTEXT_KEY as _LABELER_KEY
+except ImportError:  # pragma: no cover
+    _LABELER_KEY = None  # type: ignore[assignment]
 
 try:
     # The global meter provider before an SDK is set. Private to the API, so
@@ -273,6 +295,11 @@ class _RequestTelemetry:
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
+        # Whether the no-SDK shortcut may still apply (hooks always need a span).
+        self._maybe_no_sdk = self._hookless
+        # A provider named in the environment is loaded on first use, which
+        # only the public getters do; otherwise the globals can be read.
+        self._read_globals = not {OTEL_PYTHON_TRACER_PROVIDER, OTEL_PYTHON_METER_PROVIDER} & set(os.environ)
         # Whether an SDK stands behind the tracer and the meter: known now
         # for explicit providers, asked per request for the global ones,
         # which an SDK may be installed behind at any time.
@@ -280,6 +307,10 @@ class _RequestTelemetry:
         self._tracer_follows_global = tracer_provider is None
         self._meter_is_noop = isinstance(meter, NoOpMeter)
         self._meter_follows_global = meter_provider is None and _ProxyMeterProvider is not None
+        # A sampler that drops every span whatever it is shown (ALWAYS_OFF):
+        # then no span attribute is worth building; metrics are still recorded.
+        sampler = getattr(self._tracer, "sampler", None)
+        self._never_sampled = sampler is not None and sampler.get_description() == "AlwaysOffSampler"
         self._shared: dict[tuple[str, Optional[str], str, Optional[str]], SharedAttributes] = {}
 
     # -- the two entry points -----------------------------------------------
@@ -401,18 +432,20 @@ class _RequestTelemetry:
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        parent = None if nested else extract(request.headers)
-        if self._hookless and self._nothing_records():
+        parent = None if nested else extract(request.headers.lowered())
+        if self._maybe_no_sdk and self._nothing_records():
             # No SDK behind the API: only the caller's trace context needs
             # carrying, so that the handler's outgoing calls stay in its trace.
             token = None if parent is None else context.attach(parent)
             return _RequestState(INVALID_SPAN, token, None, None, False)
         shared = self._shared_for(server, request)
-        attributes = dict(shared.span)
-        with _guard.BUILD_ATTRIBUTES:
-            self._add_request_attributes(attributes, request, nested)
-            if self._span_opt_ins:
-                self._add_opt_in_attributes(attributes, request, body)
+        attributes = None
+        if not self._never_sampled:
+            attributes = dict(shared.span)
+            with _guard.BUILD_ATTRIBUTES:
+                self._add_request_attributes(attributes, request, nested)
+                if self._span_opt_ins:
+                    self._add_opt_in_attributes(attributes, request, body)
         kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
         span = self._tracer.start_span(shared.span_name, context=parent, kind=kind, attributes=attributes)
         # Counted outside the span's context (here, and after it is detached
@@ -450,7 +483,7 @@ class _RequestTelemetry:
         found = request.match
         route = found.route if found.status != 404 else None
         connection = request.connection
-        scheme = request_scheme(request.headers, getattr(connection, "scheme", None))
+        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
         version = protocol_version(getattr(connection, "protocol_version", None))
         key = (method, route, scheme, version)
         shared = self._shared.get(key)
@@ -463,7 +496,7 @@ class _RequestTelemetry:
     def _add_request_attributes(self, attributes: dict[str, Any], request: Request, nested: bool) -> None:
         """The per-request span attributes (never on metrics: clients vary them at will)."""
         keys = self._keys
-        headers = request.headers
+        headers = request.headers.lowered()
         method = request.method
         if keys.new and attributes[keys.method[-1]] != method:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
@@ -489,8 +522,10 @@ class _RequestTelemetry:
         if excluded.url_disabled(request.path):
             return True
         connection = request.connection
-        scheme = request_scheme(request.headers, getattr(connection, "scheme", None))
-        host = claimed_host(request.target, request.headers) or getattr(connection, "server_address", None)
+        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
+        host = claimed_host(request.target, request.headers.lowered()) or getattr(
+            connection, "server_address", None
+        )
         return bool(host) and excluded.url_disabled(f"{scheme}://{host}{request.path}")
 
     def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
@@ -501,7 +536,7 @@ class _RequestTelemetry:
         if "network.transport" in opted and connection is not None:
             attributes[NETWORK_TRANSPORT] = "tcp"
         if "user_agent.synthetic.type" in opted:
-            synthetic = synthetic_type(request.headers)
+            synthetic = synthetic_type(request.headers.lowered())
             if synthetic:
                 attributes[USER_AGENT_SYNTHETIC_TYPE] = synthetic
         if "http.request.body.size" in opted:
@@ -525,12 +560,14 @@ class _RequestTelemetry:
             if "server.port" in self._metric_opt_ins and local[1]:
                 extras[SERVER_PORT] = local[1]
         if "user_agent.synthetic.type" in self._metric_opt_ins:
-            synthetic = synthetic_type(request.headers)
+            synthetic = synthetic_type(request.headers.lowered())
             if synthetic:
                 extras[USER_AGENT_SYNTHETIC_TYPE] = synthetic
         state.metric_extras = extras or None
 
-    def _captured(self, headers: Headers, patterns: tuple[str, ...], request: bool) -> dict[str, Any]:
+    def _captured(
+        self, headers: Mapping[str, str], patterns: tuple[str, ...], request: bool
+    ) -> dict[str, Any]:
         """Attributes for the headers users asked to capture, sanitised.
 
         The old conventions spell ``http.request.header.x_request_id``; the
@@ -548,14 +585,23 @@ class _RequestTelemetry:
         return captured
 
     def _nothing_records(self) -> bool:
-        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers)."""
+        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers).
+
+        A global provider is set once and for all, so once one is seen the
+        answer is kept instead of asked again on every request.
+        """
         traces_off = self._tracer_is_noop or (
-            self._tracer_follows_global and isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+            self._tracer_follows_global and _global_tracer_provider_unset(self._read_globals)
         )
-        return traces_off and (
-            self._meter_is_noop
-            or (self._meter_follows_global and isinstance(get_meter_provider(), _ProxyMeterProvider))
+        if not traces_off:
+            self._maybe_no_sdk = False  # an SDK records: this shortcut is never taken again
+            return False
+        metrics_off = self._meter_is_noop or (
+            self._meter_follows_global and _global_meter_provider_unset(self._read_globals)
         )
+        if not metrics_off:
+            self._maybe_no_sdk = False
+        return metrics_off
 
     # -- finish ----------------------------------------------------------------
 
@@ -661,12 +707,12 @@ class _RequestTelemetry:
         duration_s = max(default_timer() - state.start, 0.0)
         # Attributes a handler added for its request through contrib's
         # labeler: the application's own, and its to keep bounded.
-        labeled = bool(get_labeler_attributes())
+        labeled = _has_labels()
         new = old = None
         if self._duration_s is not None:
             new = shared.duration_new_with(status, error_type)
             if state.metric_extras:
-                new.update(state.metric_extras)
+                new = {**new, **state.metric_extras}  # the shared dict stays as made
             if labeled:
                 new = enrich_metric_attributes(new)
             self._duration_s.record(duration_s, new)
@@ -678,6 +724,28 @@ class _RequestTelemetry:
         if self._body_sizes.enabled:
             response_size = len(response.body) if response is not None else None
             self._body_sizes.record(state.request_size, response_size, new, old)
+
+
+def _global_tracer_provider_unset(read_globals: bool) -> bool:
+    # The API's set-once global, read directly: get_tracer_provider() also
+    # looks in os.environ on every call while none is set.
+    if read_globals and _TRACE_API_GLOBALS is not None:
+        return _TRACE_API_GLOBALS._TRACER_PROVIDER is None
+    return isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+
+
+def _global_meter_provider_unset(read_globals: bool) -> bool:
+    if read_globals and _METRICS_API_GLOBALS is not None:
+        return _METRICS_API_GLOBALS._METER_PROVIDER is None
+    return isinstance(get_meter_provider(), _ProxyMeterProvider)
+
+
+def _has_labels() -> bool:
+    """Whether the request's handler added labeler attributes (cheaper than building them)."""
+    if _LABELER_KEY is None:  # pragma: no cover - a contrib release that moved the key
+        return bool(get_labeler_attributes())
+    labeler = context.get_value(_LABELER_KEY)
+    return labeler is not None and len(labeler) > 0  # type: ignore[arg-type]
 
 
 class _AppendHeader(Setter[list[tuple[str, str]]]):

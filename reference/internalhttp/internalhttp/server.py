@@ -88,7 +88,8 @@ class Headers(Mapping[str, str]):
         self._names: Dict[str, str] = {}
         if items is None:
             return
-        pairs = items.items() if isinstance(items, Mapping) else items
+        # A dict is the common case, and cheaper to recognise than any Mapping.
+        pairs = items.items() if type(items) is dict or isinstance(items, Mapping) else items
         for name, value in pairs:
             name = name if type(name) is str else _text(name)
             key = name.lower()
