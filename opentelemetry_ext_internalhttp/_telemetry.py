@@ -9,8 +9,9 @@ mode, settings, hooks). A request flows one way through it:
 Two framework seams lead here. A serving layer ends every request in
 ``InternalHTTPServer.respond``, which sees the response as the client gets
 it: ``respond`` below starts the span there and finishes it with that
-response, and the ``handle_request`` call nested inside it claims the same
-request instead of starting a second span. A direct ``handle_request`` call
+response, and the ``handle_request`` call nested inside it answers the
+request respond() prepared (``InternalHTTPServer.prepared_request``) without
+starting a second span. A direct ``handle_request`` call
 (a test, an embedding) has no serving layer: it gets its span there, and
 the status is the one the framework's rule gives the handler's value.
 
@@ -23,7 +24,7 @@ from __future__ import annotations
 import os
 import traceback
 from collections.abc import Callable, Mapping
-from contextvars import ContextVar, Token
+from contextvars import Token
 from timeit import default_timer
 from typing import Any, NamedTuple, Optional
 
@@ -162,21 +163,6 @@ class RequestView(NamedTuple):
     headers: Mapping[str, str]
     body: Any
     server: Any
-
-
-class _Exchange:
-    """A request being answered by ``respond``, not yet claimed by its ``handle_request``."""
-
-    __slots__ = ("claimed", "request", "server")
-
-    def __init__(self, server: Any, request: Request) -> None:
-        self.server = server
-        self.request = request
-        self.claimed = False
-
-
-# The exchange whose handle_request call is still to come, per thread/task.
-_CURRENT_EXCHANGE: ContextVar[Optional[_Exchange]] = ContextVar("internalhttp_exchange", default=None)
 
 
 class _RequestState:
@@ -329,14 +315,10 @@ class _RequestTelemetry:
 
         Returns ``answer``'s value, or re-raises its exception, unchanged.
         """
-        exchange = _CURRENT_EXCHANGE.get()
-        if exchange is not None and exchange.server is server and not exchange.claimed:
-            # Called by respond(), which records this request already.
-            exchange.claimed = True
-            request = exchange.request
-            if target is not request.target and (target != request.target or method != request.method):
-                request = server.prepare(method, target, headers, connection)
-            return answer(request, body)
+        prepared = server.prepared_request(method, target, headers)
+        if prepared is not None:
+            # The call respond() made: that records the request already.
+            return answer(prepared, body)
         try:
             request = server.prepare(method, target, headers, connection)
         except Exception as error:
@@ -375,20 +357,17 @@ class _RequestTelemetry:
         state = None
         with _guard.START:
             state = self._start(server, request, body)
-        token = _CURRENT_EXCHANGE.set(_Exchange(server, request))
+        if state is None:
+            return respond(request, body, raise_exceptions=raise_exceptions)
         try:
             outcome = respond(request, body, raise_exceptions=raise_exceptions)
         except BaseException as error:
-            if state is not None:
-                self._finish(state, None, error, None)
+            self._finish(state, None, error, None)
             raise
-        finally:
-            _CURRENT_EXCHANGE.reset(token)
-        if state is not None:
-            if state.shared is not None:
-                with _guard.INJECT_RESPONSE_CONTEXT:
-                    _inject_traceresponse(outcome.response)
-            self._finish(state, outcome.response, outcome.error, outcome.value)
+        if state.shared is not None:
+            with _guard.INJECT_RESPONSE_CONTEXT:
+                _inject_traceresponse(outcome.response)
+        self._finish(state, outcome.response, outcome.error, outcome.value)
         return outcome
 
     def record_refusal(self, server: Any, refusal: Refusal) -> None:

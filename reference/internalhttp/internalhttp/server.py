@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import logging
 import re
+from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
@@ -46,6 +47,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("internalhttp")
+# The request respond() is answering, until its handle_request call claims it
+# (per thread and per task, as a context variable).
+_RESPONDING: ContextVar[Optional[Request]] = ContextVar("internalhttp_responding", default=None)
 access_logger = logging.getLogger("internalhttp.access")
 
 
@@ -363,7 +367,31 @@ class InternalHTTPServer:
         ``None``) the caller passed, so their header look-ups are
         case-insensitive however the application is served.
         """
-        return self.dispatch(self.prepare(method, path, headers, connection), body)
+        request = self.prepared_request(method, path, headers)
+        if request is None:
+            request = self.prepare(method, path, headers, connection)
+        return self.dispatch(request, body)
+
+    def prepared_request(self, method: Any, path: Any, headers: Any) -> Optional[Request]:
+        """The request :meth:`respond` prepared, when this is the ``handle_request`` call it made.
+
+        :meth:`respond` passes the request's own parts on; a ``handle_request``
+        that receives exactly those objects answers that request instead of
+        reading it again, so a served request is routed and parsed once.
+        The request is claimed by the first such call; any other call (a
+        subclass that rewrote the target, a handler calling another server)
+        gets ``None`` and prepares its own.
+        """
+        prepared = _RESPONDING.get()
+        if (
+            prepared is None
+            or path is not prepared.target
+            or method is not prepared.method
+            or headers is not prepared.headers
+        ):
+            return None
+        _RESPONDING.set(None)
+        return prepared
 
     def respond(self, request: Request, body: bytes = b"", *, raise_exceptions: bool = False) -> Outcome:
         """Answer a prepared request the way the client will receive it.
@@ -376,6 +404,7 @@ class InternalHTTPServer:
         This is where a request ends, in every serving layer: code that
         extends it sees the response as sent, status and headers included.
         """
+        responding = _RESPONDING.set(request)
         try:
             value = self.handle_request(
                 request.method, request.target, request.headers, body, connection=request.connection
@@ -391,6 +420,8 @@ class InternalHTTPServer:
                 if raise_exceptions:
                     raise outcome.error
                 self.log_failure(request, outcome.error)
+        finally:
+            _RESPONDING.reset(responding)
         self.log_access(request, outcome.response)
         return outcome
 

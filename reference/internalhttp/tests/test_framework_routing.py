@@ -304,3 +304,40 @@ def test_the_connection_argument_is_accepted_and_not_given_to_handlers(app: Inte
 
 def test_a_server_repr_names_it() -> None:
     assert repr(InternalHTTPServer("shop")) == "InternalHTTPServer('shop')"
+
+
+def test_a_served_request_is_routed_once_even_though_respond_calls_handle_request(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from internalhttp import InternalHTTPServer
+    from internalhttp.testing import TestClient
+
+    app = InternalHTTPServer("once")
+    app.add_route("/items/<item_id>", lambda headers, body, item_id: {"body": item_id})
+    searched: list[str] = []
+    original = InternalHTTPServer._candidates
+
+    def counting(self: InternalHTTPServer, request_path: str) -> Any:
+        searched.append(request_path)
+        return original(self, request_path)
+
+    monkeypatch.setattr(InternalHTTPServer, "_candidates", counting)
+
+    assert app.serve_request("GET", "/items/7", {}).status == 200
+    assert TestClient(app).get("/items/8").text == "8"
+    assert searched == ["/items/7", "/items/8"]
+
+
+def test_handle_request_called_with_other_parts_inside_respond_reads_its_own_request() -> None:
+    from internalhttp import InternalHTTPServer
+
+    class Rewriting(InternalHTTPServer):
+        def handle_request(
+            self, method: Any, path: Any, headers: Any = None, body: Any = b"", **kwargs: Any
+        ) -> Any:
+            return super().handle_request(method, path.replace("/old/", "/new/"), headers, body, **kwargs)
+
+    app = Rewriting("rewriting")
+    app.add_route("/new/<item_id>", lambda headers, body, item_id: {"body": f"new {item_id}"})
+
+    assert app.serve_request("GET", "/old/3", {}).body == b"new 3"
