@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import shutil
 import signal
 import sys
 import threading
@@ -43,8 +44,6 @@ from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any, Optional, TextIO
-
-import shutil
 
 from google.protobuf.message import DecodeError
 from opentelemetry.proto.collector.logs.v1.logs_service_pb2 import (
@@ -139,11 +138,13 @@ class LogRecord:
 
     @property
     def severity(self) -> str:
+        """``severity_text`` as written (the bridge writes the level's name), else the number's name."""
         if self.severity_text:
             return self.severity_text
-        if self.severity_number in SeverityNumber.values():
-            return SeverityNumber.Name(self.severity_number).removeprefix("SEVERITY_NUMBER_")  # type: ignore[arg-type]
-        return str(self.severity_number)
+        try:
+            return SeverityNumber.Name(self.severity_number).removeprefix("SEVERITY_NUMBER_")
+        except ValueError:  # a number this proto version does not name
+            return str(self.severity_number)
 
     @property
     def text(self) -> str:
@@ -578,7 +579,9 @@ def print_traces(
         "\n  under each span its log records in time order: - severity logger: message",
         file=out,
     )
-    labels = [_label(depth, item) for group in shown.values() for depth, item in group[0] if isinstance(item, Span)]
+    labels = [
+        _label(depth, item) for group in shown.values() for depth, item in group[0] if isinstance(item, Span)
+    ]
     label_width = max(map(len, labels), default=0)
     print(_columns(label_width), file=out)
     for group in shown.values():
@@ -604,7 +607,8 @@ def _start(item: Span | LogRecord) -> int:
 
 
 def _trace_start(trace: tuple[list[Span], list[LogRecord]]) -> int:
-    return min(map(_start, [*trace[0], *trace[1]]))
+    items: list[Span | LogRecord] = [*trace[0], *trace[1]]
+    return min(map(_start, items))
 
 
 def _shape(row: Row) -> tuple[object, ...]:
@@ -751,7 +755,11 @@ class TracePrinter:
         with self._lock:
             records = list(self._outside)
         if records:
-            print("\n".join(format_outside(records, self._width or terminal_width())), file=self._out, flush=True)
+            print(
+                "\n".join(format_outside(records, self._width or terminal_width())),
+                file=self._out,
+                flush=True,
+            )
         return len(records)
 
     def _complete(self, trace_id: str, quiet: float, now: float) -> bool:
@@ -768,7 +776,8 @@ class TracePrinter:
         earlier = self._printed.get(trace_id)
         self._printed[trace_id] = (len(spans), len(logs))
         note = _late_note(len(spans) - earlier[0], len(logs) - earlier[1]) if earlier else ""
-        start = min(map(_start, [*spans, *logs]))
+        items: list[Span | LogRecord] = [*spans, *logs]
+        start = min(map(_start, items))
         return start, format_trace(spans, note, logs, self._width)
 
 
@@ -781,7 +790,8 @@ def _walk(trace: list[Span], logs: Sequence[LogRecord] = ()) -> Iterator[Row]:
     """Spans depth first, each followed by its children and its log records, in time order."""
     ids = {span.span_id for span in trace}
     children: dict[str, list[Span | LogRecord]] = defaultdict(list)
-    for item in [*trace, *logs]:
+    items: list[Span | LogRecord] = [*trace, *logs]
+    for item in items:
         parent = item.parent_span_id if isinstance(item, Span) else item.span_id
         # A parent that is not in the trace (not exported, or remote) makes a root;
         # a log record whose span did not arrive shows at the top of its trace.
@@ -880,7 +890,8 @@ def _ms(value: Optional[float], scale: float) -> str:
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
         description="A local OTLP/HTTP endpoint for your own services: prints each trace as a tree, with the"
-        " log records under their spans, as it completes, and a summary of the HTTP server duration metrics when stopped (Ctrl-C or SIGTERM).",
+        " log records under their spans, as it completes, and a summary of the HTTP server duration metrics"
+        " when stopped (Ctrl-C or SIGTERM).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -896,7 +907,12 @@ def main(argv: Optional[list[str]] = None) -> int:
     printer = TracePrinter(idle=args.idle)
     try:
         receiver = Receiver(
-            args.host, args.port, on_spans=printer.add, keep_spans=False, on_logs=printer.add_logs, keep_logs=False
+            args.host,
+            args.port,
+            on_spans=printer.add,
+            keep_spans=False,
+            on_logs=printer.add_logs,
+            keep_logs=False,
         )
     except OSError as exc:
         print(f"otlp_tree: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
@@ -909,7 +925,8 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"otlp_tree: listening on {receiver.endpoint} for OTLP/HTTP (protobuf). Run your services with\n"
             f"  OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
             "Each trace prints once complete; columns: service and span name, kind, status,"
-            " HTTP status, ms;\nunder each span its log records (- severity logger: message).\nCtrl-C (or SIGTERM) stops and prints the metrics summary.",
+            " HTTP status, ms;\nunder each span its log records (- severity logger: message)."
+            "\nCtrl-C (or SIGTERM) stops and prints the metrics summary.",
             flush=True,
         )
         # The timeout keeps the main thread waking up: signals are handled and traces printed.
