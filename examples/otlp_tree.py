@@ -712,7 +712,12 @@ class TracePrinter:
         self._last_arrival: dict[str, float] = {}  # traces with spans or logs not printed yet
         self._root_arrival: dict[str, float] = {}
         self._printed: dict[str, tuple[int, int]] = {}  # trace id -> spans, log records printed so far
-        self.traces_printed = 0
+
+    @property
+    def traces_printed(self) -> int:
+        """How many traces were printed (a trace printed again counts once)."""
+        with self._lock:
+            return len(self._printed)
 
     def add(self, spans: list[Span]) -> None:
         """Take newly received spans (the receiver's ``on_spans`` callback)."""
@@ -747,7 +752,6 @@ class TracePrinter:
             batches = [self._take(trace_id) for trace_id in due]
             for _, text in sorted(batches):
                 print(text, file=self._out, flush=True)
-            self.traces_printed += len(batches)
             return len(batches)
 
     def print_outside(self) -> int:
