@@ -1,7 +1,8 @@
-"""otlp_tree: a local OTLP/HTTP endpoint that prints traces as trees.
+"""otlp_tree: a local OTLP/HTTP endpoint that prints traces as trees, with their log lines.
 
-Run it, point your services at it, and read each request as a tree of spans
-instead of the console exporter's JSON::
+Run it, point your services at it, and read each request as a tree of spans,
+each span followed by the log records written in it, instead of the console
+exporter's JSON::
 
     python examples/otlp_tree.py                  # listens on 127.0.0.1:4318
     OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf opentelemetry-instrument python app.py
@@ -9,9 +10,20 @@ instead of the console exporter's JSON::
 It accepts what the official OTLP/HTTP protobuf exporters POST to
 ``/v1/traces``, ``/v1/metrics`` and ``/v1/logs`` (plain, gzip or deflate),
 prints every trace once it is complete (see :class:`TracePrinter`) and, when
-stopped with Ctrl-C or SIGTERM, a summary of the HTTP server duration
-histograms. Log records are only counted. Needs ``opentelemetry-proto``
+stopped with Ctrl-C or SIGTERM, the log records that belong to no span and a
+summary of the HTTP server duration histograms. Needs ``opentelemetry-proto``
 (which the OTLP exporter installs).
+
+A log record is printed under the span whose ``span_id`` it carries (a
+logging bridge such as ``opentelemetry-instrumentation-logging`` sets it),
+among that span's children in time order, on one line cut to the terminal's
+width: ``- SEVERITY logger: message``, where the logger is the event's name
+for an event and the message is an exception's type and message when the
+record carries one. Logs and spans travel in separate batches, so a trace's
+log records may arrive after it was printed: the trace is then printed again,
+marked ``(updated: N more log record(s) arrived late)``, as for late spans.
+A trace of which only log records arrived waits a while for its spans (the
+SDK's default batch delays are 1 s for logs and 5 s for spans).
 
 It is a development aid, not a collector: no batching, retries, auth,
 forwarding or storage, and everything stays in memory. Unknown paths get 404
