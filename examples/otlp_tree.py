@@ -81,7 +81,7 @@ METRICS_PATH = "/v1/metrics"
 LOGS_PATH = "/v1/logs"
 SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 _PROTOBUF = "application/x-protobuf"
-# LogRecord.event_name is recent in OTLP (1.5.0); an older opentelemetry-proto has none.
+# LogRecord.event_name is a recent OTLP field; an older opentelemetry-proto has none.
 _HAS_EVENT_NAME = "event_name" in ProtoLogRecord.DESCRIPTOR.fields_by_name
 # Log lines are cut to the terminal's width; this one when there is no terminal.
 FALLBACK_WIDTH = 100
