@@ -50,7 +50,9 @@ def otel_environment(service_name: str, endpoint: Optional[str], **overrides: st
         OTEL_BLRP_SCHEDULE_DELAY="200",
         OTEL_METRIC_EXPORT_INTERVAL="1000",
         # Seconds (in the Python exporters) each export may take, so that a stop
-        # with an unreachable collector takes about 5 s, not 15 (README, Deploying).
+        # with an unreachable collector takes about 5 s, not 15 (README, Deploying;
+        # measured for the backend after 9 requests, a collector that never answers:
+        # 5.0 s with the logs exporter on, 2.3 s with it off).
         OTEL_EXPORTER_OTLP_TIMEOUT=os.environ.get("OTEL_EXPORTER_OTLP_TIMEOUT", "2"),
         # process.pid & co. in the resource: tells gunicorn workers apart.
         OTEL_EXPERIMENTAL_RESOURCE_DETECTORS="process",
