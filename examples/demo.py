@@ -3,8 +3,10 @@
 Starts an OTLP/HTTP receiver in this process, runs ``shop.backend`` and
 ``shop.frontend`` under ``opentelemetry-instrument`` exporting to it, sends the
 frontend a few requests, stops both services (SIGTERM: they exit normally and
-the SDK flushes), then prints every trace as a tree and a summary of the
-``http.server.duration`` histograms.
+the SDK flushes), then prints every trace as a tree, with the log records
+under the span each was written in (the framework's access and error lines,
+the handlers' own lines), and a summary of the ``http.server.duration``
+histograms: the three signals, correlated.
 
 With ``OTEL_EXPORTER_OTLP_ENDPOINT`` set, the services export to that
 collector instead and nothing is printed here but the requests. The demo
@@ -102,19 +104,30 @@ def main() -> int:
 
         if receiver is not None:
             print()
-            print_traces(receiver.spans())
+            print_traces(receiver.spans(), logs=receiver.logs())
             print()
             print_metrics(receiver)
-            if not receiver.spans(kind="SERVER", service="backend"):
-                print(
-                    "\nno spans arrived from the backend: is the instrumentation installed?", file=sys.stderr
-                )
+            missing = _missing_telemetry(receiver)
+            if missing:
+                print(f"\n{missing}", file=sys.stderr)
                 _show_logs(logs)
                 print("demo: FAILED", file=sys.stderr)
                 return 1
         print(f"\nDone in {time.monotonic() - started:.1f} s.")
         print("demo: OK" if ok else "demo: FAILED (a request got an unexpected status)")
         return 0 if ok else 1
+
+
+def _missing_telemetry(receiver: Receiver) -> str:
+    """What did not arrive from the backend that should have; "" when all is there."""
+    if not receiver.spans(kind="SERVER", service="backend"):
+        return "no spans arrived from the backend: is the instrumentation installed?"
+    if not any(record.trace_id for record in receiver.logs(service="backend")):
+        return (
+            "no log records in a span arrived from the backend:"
+            " is opentelemetry-instrumentation-logging installed?"
+        )
+    return ""
 
 
 def _unreachable(endpoint: str) -> str:

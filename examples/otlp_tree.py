@@ -1,7 +1,8 @@
-"""otlp_tree: a local OTLP/HTTP endpoint that prints traces as trees.
+"""otlp_tree: a local OTLP/HTTP endpoint that prints traces as trees, with their log lines.
 
-Run it, point your services at it, and read each request as a tree of spans
-instead of the console exporter's JSON::
+Run it, point your services at it, and read each request as a tree of spans,
+each span followed by the log records written in it, instead of the console
+exporter's JSON::
 
     python examples/otlp_tree.py                  # listens on 127.0.0.1:4318
     OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf opentelemetry-instrument python app.py
@@ -9,9 +10,20 @@ instead of the console exporter's JSON::
 It accepts what the official OTLP/HTTP protobuf exporters POST to
 ``/v1/traces``, ``/v1/metrics`` and ``/v1/logs`` (plain, gzip or deflate),
 prints every trace once it is complete (see :class:`TracePrinter`) and, when
-stopped with Ctrl-C or SIGTERM, a summary of the HTTP server duration
-histograms. Log records are only counted. Needs ``opentelemetry-proto``
+stopped with Ctrl-C or SIGTERM, the log records that belong to no span and a
+summary of the HTTP server duration histograms. Needs ``opentelemetry-proto``
 (which the OTLP exporter installs).
+
+A log record is printed under the span whose ``span_id`` it carries (a
+logging bridge such as ``opentelemetry-instrumentation-logging`` sets it),
+among that span's children in time order, on one line cut to the terminal's
+width: ``- SEVERITY logger: message``, where the logger is the event's name
+for an event and the message is an exception's type and message when the
+record carries one. Logs and spans travel in separate batches, so a trace's
+log records may arrive after it was printed: the trace is then printed again,
+marked ``(updated: N more log record(s) arrived late)``, as for late spans.
+A trace of which only log records arrived waits a while for its spans (the
+SDK's default batch delays are 1 s for logs and 5 s for spans).
 
 It is a development aid, not a collector: no batching, retries, auth,
 forwarding or storage, and everything stays in memory. Unknown paths get 404
@@ -32,13 +44,14 @@ from __future__ import annotations
 
 import argparse
 import gzip
+import shutil
 import signal
 import sys
 import threading
 import time
 import zlib
 from collections import defaultdict
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -58,6 +71,8 @@ from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import (
     ExportTraceServiceResponse,
 )
 from opentelemetry.proto.common.v1.common_pb2 import AnyValue, KeyValue
+from opentelemetry.proto.logs.v1.logs_pb2 import LogRecord as ProtoLogRecord
+from opentelemetry.proto.logs.v1.logs_pb2 import SeverityNumber
 from opentelemetry.proto.trace.v1.trace_pb2 import Span as ProtoSpan
 from opentelemetry.proto.trace.v1.trace_pb2 import Status as ProtoStatus
 
@@ -66,6 +81,12 @@ METRICS_PATH = "/v1/metrics"
 LOGS_PATH = "/v1/logs"
 SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 _PROTOBUF = "application/x-protobuf"
+# LogRecord.event_name is a recent OTLP field; an older opentelemetry-proto has none.
+_HAS_EVENT_NAME = "event_name" in ProtoLogRecord.DESCRIPTOR.fields_by_name
+# Log lines are cut to the terminal's width; this one when there is no terminal.
+FALLBACK_WIDTH = 100
+# At most this many log records outside any span are listed (the newest), the rest counted.
+OUTSIDE_LISTED = 20
 
 
 @dataclass(frozen=True)
@@ -96,6 +117,69 @@ class Span:
     @property
     def duration_ms(self) -> float:
         return (self.end_ns - self.start_ns) / 1e6
+
+
+@dataclass(frozen=True)
+class LogRecord:
+    """One received log record; ``trace_id``/``span_id`` are "" outside any span.
+
+    ``scope`` is the instrumentation scope, which the logging bridge names
+    after the Python logger (``internalhttp.access``); ``event_name`` is set
+    for events (``http.server.request.exception``).
+    """
+
+    trace_id: str
+    span_id: str
+    time_ns: int
+    severity_text: str
+    severity_number: int
+    body: Any
+    scope: str = ""
+    event_name: str = ""
+    attributes: Mapping[str, Any] = field(default_factory=dict)
+    resource: Mapping[str, Any] = field(default_factory=dict)
+
+    @property
+    def service(self) -> str:
+        return str(self.resource.get("service.name", "unknown_service"))
+
+    @property
+    def name(self) -> str:
+        """The event's name, or else the logger's."""
+        return self.event_name or self.scope
+
+    @property
+    def severity(self) -> str:
+        """``severity_text`` as written (the bridge writes the level's name), else the number's name."""
+        if self.severity_text:
+            return self.severity_text
+        try:
+            return SeverityNumber.Name(self.severity_number).removeprefix("SEVERITY_NUMBER_")
+        except ValueError:  # a number this proto version does not name
+            return str(self.severity_number)
+
+    @property
+    def text(self) -> str:
+        """What the record says, on one line: the exception's type and message if it
+        carries one (the framework's error record, the exception event), else the body.
+
+        >>> LogRecord("", "", 0, "ERROR", 17, "error while handling GET /",
+        ...           attributes={"exception.type": "KeyError", "exception.message": "'42'"}).text
+        "KeyError: '42'"
+        """
+        exception_type = self.attributes.get("exception.type")
+        message = self.attributes.get("exception.message")
+        stacktrace = str(self.attributes.get("exception.stacktrace", "")).strip()
+        if exception_type and message is None and stacktrace:
+            # No message attribute (the logging bridge takes it from args[0], which some
+            # exceptions, urllib's HTTPError, lack): the traceback's last line says it.
+            text = stacktrace.splitlines()[-1]
+        elif exception_type:
+            text = f"{exception_type}: {message or ''}"
+        else:
+            text = "" if self.body is None else str(self.body)
+        lines = text.strip().splitlines() or [""]
+        return lines[0] + (" [...]" if len(lines) > 1 else "")
 
 
 @dataclass(frozen=True)
@@ -203,6 +287,35 @@ def _status(span: ProtoSpan) -> str:
     return ProtoStatus.StatusCode.Name(span.status.code).removeprefix("STATUS_CODE_")
 
 
+def _id(raw: bytes) -> str:
+    # A log record written outside any span has no ids, or ids of zeros.
+    return raw.hex() if any(raw) else ""
+
+
+def _decode_logs(request: ExportLogsServiceRequest) -> list[LogRecord]:
+    records = []
+    for resource_logs in request.resource_logs:
+        resource = _attributes(resource_logs.resource.attributes)
+        for scope_logs in resource_logs.scope_logs:
+            for record in scope_logs.log_records:
+                records.append(
+                    LogRecord(
+                        trace_id=_id(record.trace_id),
+                        span_id=_id(record.span_id),
+                        # The time of the event if the writer gave one, else when it was seen.
+                        time_ns=record.time_unix_nano or record.observed_time_unix_nano,
+                        severity_text=record.severity_text,
+                        severity_number=record.severity_number,
+                        body=_value(record.body),
+                        scope=scope_logs.scope.name,
+                        event_name=record.event_name if _HAS_EVENT_NAME else "",
+                        attributes=_attributes(record.attributes),
+                        resource=resource,
+                    )
+                )
+    return records
+
+
 class Receiver:
     """An OTLP/HTTP protobuf receiver on a background thread; also a context manager."""
 
@@ -212,12 +325,18 @@ class Receiver:
         port: int = 0,
         on_spans: Optional[Callable[[list[Span]], None]] = None,
         keep_spans: bool = True,
+        on_logs: Optional[Callable[[list[LogRecord]], None]] = None,
+        keep_logs: bool = True,
     ) -> None:
         """``on_spans`` is called with the spans of each export as they arrive (on a
-        handler thread); ``keep_spans=False`` keeps none for :meth:`spans`."""
+        handler thread); ``keep_spans=False`` keeps none for :meth:`spans`.
+        ``on_logs`` and ``keep_logs`` are the same for log records and :meth:`logs`."""
         self._on_spans = on_spans
         self._keep_spans = keep_spans
-        self.log_records = 0
+        self._on_logs = on_logs
+        self._keep_logs = keep_logs
+        self.log_records = 0  # how many arrived, kept or not
+        self._logs: list[LogRecord] = []
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._spans: list[Span] = []
@@ -261,6 +380,16 @@ class Receiver:
             span
             for span in spans
             if (kind is None or span.kind == kind) and (service is None or span.service == service)
+        ]
+
+    def logs(self, *, service: Optional[str] = None, name: Optional[str] = None) -> list[LogRecord]:
+        """Log records in arrival order; ``name`` is the logger's or the event's."""
+        with self._lock:
+            records = list(self._logs)
+        return [
+            record
+            for record in records
+            if (service is None or record.service == service) and (name is None or record.name == name)
         ]
 
     def metric_names(self) -> set[str]:
@@ -334,16 +463,15 @@ class Receiver:
         return ExportTraceServiceResponse().SerializeToString()
 
     def _add_logs(self, body: bytes) -> bytes:
-        request = ExportLogsServiceRequest.FromString(body)
-        count = sum(
-            len(scope_logs.log_records)
-            for resource_logs in request.resource_logs
-            for scope_logs in resource_logs.scope_logs
-        )
+        records = _decode_logs(ExportLogsServiceRequest.FromString(body))
         with self._changed:
-            self.log_records += count
+            self.log_records += len(records)
+            if self._keep_logs:
+                self._logs.extend(records)
             self._exports += 1
             self._changed.notify_all()
+        if self._on_logs is not None:
+            self._on_logs(records)
         return ExportLogsServiceResponse().SerializeToString()
 
     def _add_metrics(self, body: bytes) -> bytes:
@@ -431,82 +559,177 @@ def _decompress(body: bytes, encoding: str) -> bytes:
 
 # Traces
 
+Row = tuple[int, "Span | LogRecord"]  # depth in the tree, and what sits there
 
-def print_traces(spans: list[Span], out: TextIO = sys.stdout) -> None:
-    """Every trace at once, one tree each, alike traces shown once (the demo's summary).
+
+def terminal_width() -> int:
+    """The width log lines are cut to: the terminal's, else ``COLUMNS``, else ``FALLBACK_WIDTH``."""
+    return shutil.get_terminal_size((FALLBACK_WIDTH, 24)).columns
+
+
+def print_traces(
+    spans: list[Span],
+    out: TextIO = sys.stdout,
+    logs: Sequence[LogRecord] = (),
+    width: Optional[int] = None,
+) -> None:
+    """Every trace at once, one tree each with its log lines, alike traces shown once (the demo's summary).
 
     Two traces are alike when they have the same shape (services, names,
-    kinds, statuses), as the demo's repeated checkouts do.
+    kinds, statuses, and which loggers wrote at which severity under which
+    span), as the demo's repeated checkouts do. Log records outside any span
+    are listed after the traces.
     """
-    traces: dict[str, list[Span]] = defaultdict(list)
-    for span in spans:
-        traces[span.trace_id].append(span)
-    shown: dict[tuple[tuple[int, str, str, str, str], ...], list[list[tuple[int, Span]]]] = {}
-    for trace in sorted(traces.values(), key=lambda t: min(s.start_ns for s in t)):
-        rows = list(_walk(trace))
-        shape = tuple((depth, s.service, s.name, s.kind, s.status) for depth, s in rows)
-        shown.setdefault(shape, []).append(rows)
-    print(f"Traces: {len(traces)}, each a tree of spans (a child is indented under its parent)", file=out)
-    labels = [_label(depth, span) for group in shown.values() for depth, span in group[0]]
-    width = max(map(len, labels), default=0)
-    print(_columns(width), file=out)
+    width = width or terminal_width()
+    traces = _by_trace(spans, logs)
+    shown: dict[tuple[tuple[object, ...], ...], list[list[Row]]] = {}
+    for trace_spans, trace_logs in sorted(traces.values(), key=_trace_start):
+        rows = list(_walk(trace_spans, trace_logs))
+        shown.setdefault(tuple(map(_shape, rows)), []).append(rows)
+    print(
+        f"Traces: {len(traces)}, each a tree of spans (a child is indented under its parent);"
+        "\n  under each span its log records in time order: - severity logger: message",
+        file=out,
+    )
+    labels = [
+        _label(depth, item) for group in shown.values() for depth, item in group[0] if isinstance(item, Span)
+    ]
+    label_width = max(map(len, labels), default=0)
+    print(_columns(label_width), file=out)
     for group in shown.values():
         alike = f"  (and {len(group) - 1} more like it)" if len(group) > 1 else ""
-        print("\n".join(_trace_lines(group[0], width, alike)), file=out)
+        print("\n".join(_trace_lines(group[0], label_width, alike, width)), file=out)
+    outside = [record for record in logs if not record.trace_id]
+    if outside:
+        print("\n".join(format_outside(outside, width)), file=out)
+
+
+def _by_trace(spans: list[Span], logs: Sequence[LogRecord]) -> dict[str, tuple[list[Span], list[LogRecord]]]:
+    traces: dict[str, tuple[list[Span], list[LogRecord]]] = defaultdict(lambda: ([], []))
+    for span in spans:
+        traces[span.trace_id][0].append(span)
+    for record in logs:
+        if record.trace_id:
+            traces[record.trace_id][1].append(record)
+    return traces
+
+
+def _start(item: Span | LogRecord) -> int:
+    return item.start_ns if isinstance(item, Span) else item.time_ns
+
+
+def _trace_start(trace: tuple[list[Span], list[LogRecord]]) -> int:
+    items: list[Span | LogRecord] = [*trace[0], *trace[1]]
+    return min(map(_start, items))
+
+
+def _shape(row: Row) -> tuple[object, ...]:
+    depth, item = row
+    if isinstance(item, Span):
+        return (depth, item.service, item.name, item.kind, item.status)
+    return (depth, "log", item.name, item.severity)
 
 
 def _columns(width: int) -> str:
     return f"    {'service   span name':<{width}}  {'kind':<6}  {'status':<6} {'http':>4}  {'ms':>7}"
 
 
-def format_trace(spans: list[Span], note: str = "") -> str:
-    """One trace as a tree: a heading line, then one line per span, children indented.
+def format_trace(
+    spans: list[Span], note: str = "", logs: Sequence[LogRecord] = (), width: Optional[int] = None
+) -> str:
+    """One trace as a tree: a heading line, then one line per span, children indented,
+    and under each span its log records (cut to ``width``, the terminal's by default).
 
     >>> root = Span("ab" * 16, "01" * 8, "", "GET /users/<user_id>", "SERVER", "UNSET", 0, 2_000_000,
     ...             {"http.method": "GET", "http.target": "/users/42", "http.status_code": 200},
     ...             {"service.name": "shop"})
     >>> child = Span("ab" * 16, "02" * 8, "01" * 8, "SELECT", "CLIENT", "UNSET", 500_000, 1_500_000,
     ...              {}, {"service.name": "shop"})
-    >>> print(format_trace([child, root]))
+    >>> access = LogRecord("ab" * 16, "01" * 8, 1_900_000, "INFO", 9, '127.0.0.1 - "GET /users/42" 200 11',
+    ...                    "internalhttp.access")
+    >>> print(format_trace([child, root], logs=[access], width=60))
       trace abababab  GET /users/42
         shop      GET /users/<user_id>  SERVER  UNSET   200     2.00
           shop      SELECT              CLIENT  UNSET     -     1.00
+          - INFO  internalhttp.access: 127.0.0.1 - "GET /user...
     """
-    rows = list(_walk(spans))
-    width = max(len(_label(depth, span)) for depth, span in rows)
-    return "\n".join(_trace_lines(rows, width, note))
+    rows = list(_walk(spans, logs))
+    label_width = max((len(_label(depth, item)) for depth, item in rows if isinstance(item, Span)), default=0)
+    return "\n".join(_trace_lines(rows, label_width, note, width or terminal_width()))
 
 
-def _trace_lines(rows: list[tuple[int, Span]], width: int, note: str) -> list[str]:
-    root = rows[0][1]
-    lines = [f"  trace {root.trace_id[:8]}  {_target(root) or root.name}{note}"]
-    for depth, span in rows:
-        lines.append(
-            f"    {_label(depth, span):<{width}}  {span.kind:<6}  {span.status:<6}"
-            f" {_http_status(span):>4}  {span.duration_ms:7.2f}"
-        )
+def format_outside(records: Sequence[LogRecord], width: int) -> list[str]:
+    """The log records that belong to no span: a count, then the newest ``OUTSIDE_LISTED``, oldest first."""
+    newest = sorted(records, key=lambda record: record.time_ns)[-OUTSIDE_LISTED:]
+    which = f"; the newest {len(newest)}" if len(newest) < len(records) else ""
+    lines = [f"{len(records)} log record(s) outside any span{which}:"]
+    lines.extend(_cut(f"    {record.service:<8}  {_log_text(record)}", width) for record in newest)
     return lines
 
 
-class TracePrinter:
-    """Prints each trace as a tree once it looks complete.
+def _trace_lines(rows: list[Row], label_width: int, note: str, width: int) -> list[str]:
+    root = next((item for _, item in rows if isinstance(item, Span)), None)
+    heading = (_target(root) or root.name) if root is not None else "(only log records of it arrived)"
+    lines = [f"  trace {rows[0][1].trace_id[:8]}  {heading}{note}"]
+    for depth, item in rows:
+        if isinstance(item, Span):
+            lines.append(
+                f"    {_label(depth, item):<{label_width}}  {item.kind:<6}  {item.status:<6}"
+                f" {_http_status(item):>4}  {item.duration_ms:7.2f}"
+            )
+        else:
+            lines.append(_cut(f"    {'  ' * depth}{_log_text(item)}", width))
+    return lines
 
-    A trace is complete when no new span arrived for it for ``idle`` seconds,
-    or ``root_grace`` seconds after its root span (one without a parent)
-    arrived, whichever comes first. Spans of a trace that arrive after it was
-    printed (a slow service's batch) print it again, marked as updated.
+
+def _log_text(record: LogRecord) -> str:
+    return f"- {record.severity:<5} {record.name}: {record.text}"
+
+
+def _cut(line: str, width: int) -> str:
+    return line if len(line) <= width else line[: max(width - 3, 0)] + "..."
+
+
+class TracePrinter:
+    """Prints each trace as a tree, its log records under their spans, once it looks complete.
+
+    A trace is complete when nothing (no span, no log record) arrived for it
+    for ``idle`` seconds, or ``root_grace`` seconds after its root span (one
+    without a parent) arrived, whichever comes first. A trace of which only
+    log records arrived waits ``logs_wait`` seconds for its spans instead:
+    the SDK exports logs every second but spans only every five by default,
+    so a request's log lines often come first. Spans or log records of a
+    trace that arrive after it was printed (a slow service's batch, or the
+    other signal's) print it again, marked as updated. Log records outside
+    any span are kept for :meth:`print_outside`.
     """
 
-    def __init__(self, out: TextIO = sys.stdout, idle: float = 1.0, root_grace: float = 0.2) -> None:
+    def __init__(
+        self,
+        out: TextIO = sys.stdout,
+        idle: float = 1.0,
+        root_grace: float = 0.2,
+        logs_wait: float = 10.0,
+        width: Optional[int] = None,
+    ) -> None:
         self._out = out
         self._idle = idle
         self._root_grace = root_grace
+        self._logs_wait = logs_wait
+        self._width = width  # None: the terminal's, at each print
         self._lock = threading.Lock()
         self._spans: dict[str, list[Span]] = defaultdict(list)  # every span, per trace
-        self._last_arrival: dict[str, float] = {}  # traces with spans not printed yet
+        self._logs: dict[str, list[LogRecord]] = defaultdict(list)  # every log record, per trace
+        self._outside: list[LogRecord] = []  # log records of no span
+        self._last_arrival: dict[str, float] = {}  # traces with spans or logs not printed yet
         self._root_arrival: dict[str, float] = {}
-        self._printed: dict[str, int] = {}  # trace id -> spans printed so far
-        self.traces_printed = 0
+        self._printed: dict[str, tuple[int, int]] = {}  # trace id -> spans, log records printed so far
+
+    @property
+    def traces_printed(self) -> int:
+        """How many traces were printed (a trace printed again counts once)."""
+        with self._lock:
+            return len(self._printed)
 
     def add(self, spans: list[Span]) -> None:
         """Take newly received spans (the receiver's ``on_spans`` callback)."""
@@ -518,6 +741,17 @@ class TracePrinter:
                 if not span.parent_span_id:
                     self._root_arrival.setdefault(span.trace_id, now)
 
+    def add_logs(self, records: list[LogRecord]) -> None:
+        """Take newly received log records (the receiver's ``on_logs`` callback)."""
+        now = time.monotonic()
+        with self._lock:
+            for record in records:
+                if record.trace_id:
+                    self._logs[record.trace_id].append(record)
+                    self._last_arrival[record.trace_id] = now
+                else:
+                    self._outside.append(record)
+
     def print_complete(self, now: Optional[float] = None, everything: bool = False) -> int:
         """Print the traces that are complete (all pending ones with ``everything``); how many."""
         now = time.monotonic() if now is None else now
@@ -525,36 +759,65 @@ class TracePrinter:
             due = [
                 trace_id
                 for trace_id, last in self._last_arrival.items()
-                if everything
-                or now - last >= self._idle
-                or now - self._root_arrival.get(trace_id, now + self._root_grace) >= self._root_grace
+                if everything or self._complete(trace_id, now - last, now)
             ]
-            batches = []
-            for trace_id in due:
-                del self._last_arrival[trace_id]
-                spans = list(self._spans[trace_id])
-                earlier = self._printed.get(trace_id, 0)
-                self._printed[trace_id] = len(spans)
-                note = f"  (updated: {len(spans) - earlier} more span(s) arrived late)" if earlier else ""
-                batches.append((min(s.start_ns for s in spans), spans, note))
-            for _, spans, note in sorted(batches, key=lambda batch: batch[0]):
-                print(format_trace(spans, note), file=self._out, flush=True)
-            self.traces_printed += len(batches)
+            batches = [self._take(trace_id) for trace_id in due]
+            for _, text in sorted(batches):
+                print(text, file=self._out, flush=True)
             return len(batches)
 
+    def print_outside(self) -> int:
+        """List the log records that arrived outside any span (see :func:`format_outside`); how many."""
+        with self._lock:
+            records = list(self._outside)
+        if records:
+            print(
+                "\n".join(format_outside(records, self._width or terminal_width())),
+                file=self._out,
+                flush=True,
+            )
+        return len(records)
 
-def _walk(trace: list[Span]) -> Iterator[tuple[int, Span]]:
-    """Spans depth first, each followed by its children in start order."""
+    def _complete(self, trace_id: str, quiet: float, now: float) -> bool:
+        if not self._spans.get(trace_id):
+            return quiet >= self._logs_wait
+        root = self._root_arrival.get(trace_id)
+        return quiet >= self._idle or (root is not None and now - root >= self._root_grace)
+
+    def _take(self, trace_id: str) -> tuple[int, str]:
+        """A pending trace, formatted (and its start, to print in order); no longer pending."""
+        del self._last_arrival[trace_id]
+        spans = list(self._spans.get(trace_id, ()))
+        logs = list(self._logs.get(trace_id, ()))
+        earlier = self._printed.get(trace_id)
+        self._printed[trace_id] = (len(spans), len(logs))
+        note = _late_note(len(spans) - earlier[0], len(logs) - earlier[1]) if earlier else ""
+        items: list[Span | LogRecord] = [*spans, *logs]
+        start = min(map(_start, items))
+        return start, format_trace(spans, note, logs, self._width)
+
+
+def _late_note(spans: int, logs: int) -> str:
+    late = [f"{count} more {what}" for count, what in ((spans, "span(s)"), (logs, "log record(s)")) if count]
+    return f"  (updated: {', '.join(late)} arrived late)"
+
+
+def _walk(trace: list[Span], logs: Sequence[LogRecord] = ()) -> Iterator[Row]:
+    """Spans depth first, each followed by its children and its log records, in time order."""
     ids = {span.span_id for span in trace}
-    children: dict[str, list[Span]] = defaultdict(list)
-    for span in trace:
-        # A parent that is not in the trace (not exported, or remote) makes a root.
-        children[span.parent_span_id if span.parent_span_id in ids else ""].append(span)
+    children: dict[str, list[Span | LogRecord]] = defaultdict(list)
+    items: list[Span | LogRecord] = [*trace, *logs]
+    for item in items:
+        parent = item.parent_span_id if isinstance(item, Span) else item.span_id
+        # A parent that is not in the trace (not exported, or remote) makes a root;
+        # a log record whose span did not arrive shows at the top of its trace.
+        children[parent if parent in ids else ""].append(item)
 
-    def visit(parent: str, depth: int) -> Iterator[tuple[int, Span]]:
-        for span in sorted(children[parent], key=lambda s: s.start_ns):
-            yield depth, span
-            yield from visit(span.span_id, depth + 1)
+    def visit(parent: str, depth: int) -> Iterator[Row]:
+        for item in sorted(children[parent], key=_start):
+            yield depth, item
+            if isinstance(item, Span):
+                yield from visit(item.span_id, depth + 1)
 
     return visit("", 0)
 
@@ -642,8 +905,9 @@ def _ms(value: Optional[float], scale: float) -> str:
 
 def main(argv: Optional[list[str]] = None) -> int:
     parser = argparse.ArgumentParser(
-        description="A local OTLP/HTTP endpoint for your own services: prints each trace as a tree as it"
-        " completes, and a summary of the HTTP server duration metrics when stopped (Ctrl-C or SIGTERM).",
+        description="A local OTLP/HTTP endpoint for your own services: prints each trace as a tree, with the"
+        " log records under their spans, as it completes, and a summary of the HTTP server duration metrics"
+        " when stopped (Ctrl-C or SIGTERM).",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (default: %(default)s)")
     parser.add_argument(
@@ -658,7 +922,14 @@ def main(argv: Optional[list[str]] = None) -> int:
     args = parser.parse_args(argv)
     printer = TracePrinter(idle=args.idle)
     try:
-        receiver = Receiver(args.host, args.port, on_spans=printer.add, keep_spans=False)
+        receiver = Receiver(
+            args.host,
+            args.port,
+            on_spans=printer.add,
+            keep_spans=False,
+            on_logs=printer.add_logs,
+            keep_logs=False,
+        )
     except OSError as exc:
         print(f"otlp_tree: cannot listen on {args.host}:{args.port}: {exc.strerror or exc}", file=sys.stderr)
         return 2
@@ -670,13 +941,15 @@ def main(argv: Optional[list[str]] = None) -> int:
             f"otlp_tree: listening on {receiver.endpoint} for OTLP/HTTP (protobuf). Run your services with\n"
             f"  OTEL_EXPORTER_OTLP_ENDPOINT={receiver.endpoint} OTEL_EXPORTER_OTLP_PROTOCOL=http/protobuf\n"
             "Each trace prints once complete; columns: service and span name, kind, status,"
-            " HTTP status, ms.\nCtrl-C (or SIGTERM) stops and prints the metrics summary.",
+            " HTTP status, ms;\nunder each span its log records (- severity logger: message)."
+            "\nCtrl-C (or SIGTERM) stops and prints the metrics summary.",
             flush=True,
         )
         # The timeout keeps the main thread waking up: signals are handled and traces printed.
         while not stop.wait(0.1):
             printer.print_complete()
     printer.print_complete(everything=True)
+    printer.print_outside()
     print(
         f"\notlp_tree: stopped; {printer.traces_printed} trace(s), {receiver.log_records} log record(s).",
         flush=True,

@@ -64,12 +64,47 @@ def not_a_collector() -> Iterator[str]:
         server.server_close()
 
 
+def _lines_after(lines: list[str], start: str, count: int) -> list[str]:
+    """The ``count`` lines after the first that starts with ``start``."""
+    index = next(i for i, line in enumerate(lines) if line.startswith(start))
+    return lines[index + 1 : index + 1 + count]
+
+
 def test_the_demo_succeeds_with_its_own_receiver_and_prints_the_trace_across_both_services() -> None:
-    result = _run_demo()
+    result = _run_demo(COLUMNS="120")
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert "demo: OK" in result.stdout
     assert "        backend   GET /items/<item_id>          SERVER" in result.stdout
+    lines = result.stdout.splitlines()
+    # Under the backend's SERVER span of the checkout: its handler's line, then its access line.
+    assert _lines_after(lines, "        backend   GET /items/<item_id>          SERVER  UNSET   200", 2) == [
+        "          - INFO  shop.backend: looking up item 42",
+        '          - INFO  internalhttp.access: 127.0.0.1 - "GET /items/42" 200 40',
+    ]
+    # The raising handler: its own line, the framework's error record with the exception, the access line.
+    assert _lines_after(lines, "        backend   GET /items/<item_id>/reviews  SERVER  ERROR   500", 3) == [
+        "          - INFO  shop.backend: fetching the reviews of item 42",
+        "          - ERROR internalhttp: RuntimeError: the reviews database is unreachable",
+        '          - INFO  internalhttp.access: 127.0.0.1 - "GET /items/42/reviews" 500 21',
+    ]
+    assert "      - INFO  shop.frontend: checkout of item 42: asking the backend" in lines
+    assert "outside any span" not in result.stdout
+
+
+def test_with_exceptions_as_log_events_the_raising_handler_shows_the_event_instead_of_the_error_line() -> (
+    None
+):
+    result = _run_demo(COLUMNS="120", OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN="logs")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert _lines_after(lines, "        backend   GET /items/<item_id>/reviews  SERVER  ERROR   500", 3) == [
+        "          - INFO  shop.backend: fetching the reviews of item 42",
+        '          - INFO  internalhttp.access: 127.0.0.1 - "GET /items/42/reviews" 500 21',
+        "          - ERROR http.server.request.exception: RuntimeError: the reviews database is unreachable",
+    ]
+    assert "- ERROR internalhttp:" not in result.stdout
 
 
 def test_the_demo_fails_and_says_why_when_nothing_listens_at_the_endpoint() -> None:

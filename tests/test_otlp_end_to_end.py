@@ -1,8 +1,8 @@
 """End to end over OTLP: two real service processes under ``opentelemetry-instrument``.
 
 The shop's backend and frontend (examples/shop, no OpenTelemetry code in them)
-run as subprocesses, export with the official OTLP/HTTP exporters to the
-receiver in examples/collector.py, and serve one checkout that crosses from
+run as subprocesses, export traces, metrics and logs with the official
+OTLP/HTTP exporters to the receiver of examples/otlp_tree.py, and serve one checkout that crosses from
 one to the other through instrumented ``urllib``. They are then stopped with
 SIGTERM, so everything they recorded has been flushed before the tests look.
 """
@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 from launch import otel_environment, start_service, stop_process
-from otlp_tree import HistogramPoint, Receiver, Span
+from otlp_tree import HistogramPoint, LogRecord, Receiver, Span
 
 SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 TIMEOUT_S = 10
@@ -32,6 +32,10 @@ class ShopRun:
     def server_span(self, service: str) -> Span:
         (span,) = self.receiver.spans(kind="SERVER", service=service)
         return span
+
+    def log_record(self, service: str, logger: str) -> LogRecord:
+        (record,) = self.receiver.logs(service=service, name=logger)
+        return record
 
     def log_text(self) -> str:
         return "\n".join(p.read_text(errors="replace") for p in sorted(self.logs.glob("*.log")))
@@ -106,3 +110,33 @@ def _duration_points(receiver: Receiver) -> list[HistogramPoint]:
 def test_the_server_duration_histogram_arrives_from_each_service(shop: ShopRun) -> None:
     points = {(p.service, p.attributes.get("http.route"), p.count) for p in _duration_points(shop.receiver)}
     assert points == {("frontend", "/checkout/<item_id>", 1), ("backend", "/items/<item_id>", 1)}
+
+
+def test_the_backend_access_line_arrives_as_a_log_record_in_the_backend_server_span(shop: ShopRun) -> None:
+    record = shop.log_record("backend", "internalhttp.access")
+    span = shop.server_span("backend")
+    assert (record.trace_id, record.span_id) == (span.trace_id, span.span_id)
+    assert (record.severity_text, record.severity_number) == ("INFO", 9)
+    assert record.body.endswith('"GET /items/42" 200 40')
+
+
+def test_each_handler_line_arrives_in_its_own_service_server_span(shop: ShopRun) -> None:
+    for service, logger, body in [
+        ("backend", "shop.backend", "looking up item 42"),
+        ("frontend", "shop.frontend", "checkout of item 42: asking the backend"),
+    ]:
+        record = shop.log_record(service, logger)
+        span = shop.server_span(service)
+        assert (record.trace_id, record.span_id, record.body) == (span.trace_id, span.span_id, body)
+
+
+def test_every_log_record_of_the_request_is_in_its_trace(shop: ShopRun) -> None:
+    (trace_id,) = {span.trace_id for span in shop.receiver.spans()}
+    records = shop.receiver.logs()
+    assert sorted((r.service, r.name) for r in records) == [
+        ("backend", "internalhttp.access"),
+        ("backend", "shop.backend"),
+        ("frontend", "internalhttp.access"),
+        ("frontend", "shop.frontend"),
+    ]
+    assert {r.trace_id for r in records} == {trace_id}

@@ -10,6 +10,7 @@ through ``shop.backend:wsgi_app`` (``gunicorn shop.backend:wsgi_app``).
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 # Imported at the top, as applications do: under opentelemetry-instrument the
@@ -25,18 +26,25 @@ CATALOGUE: dict[str, dict[str, Any]] = {
 }
 
 server = InternalHTTPServer("backend")
+# Plain logging: under opentelemetry-instrument the logging bridge sends each
+# line to OpenTelemetry too, with the trace and span ids of the request's span.
+# Named, not __name__: run with ``python -m`` the module is "__main__".
+logger = logging.getLogger("shop.backend")
 
 
 @server.route("/items/<item_id>")
 def get_item(headers: Any, body: bytes, item_id: str) -> dict[str, Any]:
+    logger.info("looking up item %s", item_id)
     item = CATALOGUE.get(item_id)
     if item is None:
+        logger.warning("no item %s in the catalogue", item_id)
         return {"status": 404, "body": {"error": f"no item {item_id}"}}
     return {"body": {"id": item_id, **item}}
 
 
 @server.route("/items/<item_id>/reviews")
 def get_reviews(headers: Any, body: bytes, item_id: str) -> dict[str, Any]:
+    logger.info("fetching the reviews of item %s", item_id)
     raise RuntimeError("the reviews database is unreachable")
 
 

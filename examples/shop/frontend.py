@@ -13,6 +13,7 @@ the urllib instrumentation adds the W3C ``traceparent`` header to every request.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import urllib.error
 import urllib.request
@@ -28,6 +29,9 @@ BACKEND_TIMEOUT_S = 5.0
 backend_url = os.environ.get("SHOP_BACKEND_URL", "http://127.0.0.1:8001")
 
 server = InternalHTTPServer("frontend")
+# Plain logging, as in the backend: the bridge correlates each line with its span.
+# Named, not __name__: run with ``python -m`` the module is "__main__".
+logger = logging.getLogger("shop.frontend")
 
 
 def _fetch_json(path: str) -> Any:
@@ -37,17 +41,20 @@ def _fetch_json(path: str) -> Any:
 
 @server.route("/checkout/<item_id>")
 def checkout(headers: Any, body: bytes, item_id: str) -> dict[str, Any]:
+    logger.info("checkout of item %s: asking the backend", item_id)
     try:
         item = _fetch_json(f"/items/{item_id}")
     except urllib.error.HTTPError as exc:
         if exc.code != 404:
             raise
+        logger.info("checkout of item %s: not for sale", item_id)
         return {"status": 404, "body": {"error": f"item {item_id} is not for sale"}}
     return {"body": {"item": item["name"], "total": item["price"], "currency": "EUR"}}
 
 
 @server.route("/reviews/<item_id>")
 def reviews(headers: Any, body: bytes, item_id: str) -> dict[str, Any]:
+    logger.info("reviews of item %s: asking the backend", item_id)
     return {"body": _fetch_json(f"/items/{item_id}/reviews")}
 
 
