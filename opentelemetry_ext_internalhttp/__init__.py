@@ -384,6 +384,10 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
         *,
         connection: Any = None,
     ) -> Any:
+        prepared = self.prepared_request(method, path, headers)
+        if prepared is not None:
+            # The call respond() made, which records the request (if anything does).
+            return self.dispatch(prepared, body)
         telemetry = _telemetry_of(self)
         if telemetry is None:
             # The framework's own method, not super(): this runs on every request.
