@@ -38,7 +38,7 @@ EXCLUDED_URLS_VARIABLES = ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "OTEL_PYTHO
 
 # The opt-in attributes and metrics of the HTTP server conventions that
 # can be recorded, by the name users give them in the opt-in setting.
-OPT_INS = (
+SPAN_OPT_INS = (
     "client.port",
     "network.local.address",
     "network.local.port",
@@ -46,11 +46,12 @@ OPT_INS = (
     "user_agent.synthetic.type",
     "http.request.body.size",
     "http.response.body.size",
-    "http.server.request.body.size",
-    "http.server.response.body.size",
-    "server.address",
-    "server.port",
-    "http.server.active_requests",
+)
+# On the duration metric (the synthetic type on the span too).
+METRIC_OPT_INS = ("server.address", "server.port", "user_agent.synthetic.type")
+HISTOGRAM_OPT_INS = ("http.server.request.body.size", "http.server.response.body.size")
+OPT_INS = tuple(
+    dict.fromkeys((*SPAN_OPT_INS, *HISTOGRAM_OPT_INS, *METRIC_OPT_INS, "http.server.active_requests"))
 )
 OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
 KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"

@@ -94,7 +94,7 @@ from opentelemetry_ext_internalhttp._attributes import (
     request_scheme,
     synthetic_type,
 )
-from opentelemetry_ext_internalhttp._config import Settings
+from opentelemetry_ext_internalhttp._config import METRIC_OPT_INS, SPAN_OPT_INS, Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
 from opentelemetry_ext_internalhttp.version import __version__
@@ -132,18 +132,8 @@ _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 _SHARED_CACHE_LIMIT = 1024
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
 _EXCEPTION_EVENT = "http.server.request.exception"
-_SPAN_OPT_INS = frozenset(
-    {
-        "client.port",
-        "network.local.address",
-        "network.local.port",
-        "network.transport",
-        "user_agent.synthetic.type",
-        "http.request.body.size",
-        "http.response.body.size",
-    }
-)
-_METRIC_OPT_INS = frozenset({"server.address", "server.port", "user_agent.synthetic.type"})
+_SPAN_OPT_INS = frozenset(SPAN_OPT_INS)
+_METRIC_OPT_INS = frozenset(METRIC_OPT_INS)
 # Distinct (address, port) pairs of the local server recorded on metrics.
 _METRIC_SERVER_ADDRESS_LIMIT = 16
 
