@@ -130,7 +130,7 @@ def test_a_wsgi_refusal_is_one_span_with_the_status_sent(
     )
 
     [span] = span_exporter.get_finished_spans()
-    assert started == ["413 Request Entity Too Large"]
+    assert [status.split()[0] for status in started] == ["413"]  # the phrase differs by Python version
     assert (span.name, span.attributes[HTTP_RESPONSE_STATUS_CODE]) == ("POST", 413)
 
 
