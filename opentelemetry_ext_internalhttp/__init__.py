@@ -220,9 +220,13 @@ original class; compare with a class reference taken at import time.
 
 instrument_app on a server of the original class sets attributes on that
 server (the class is left alone); a copy of it shares them, so instrument
-copies separately. Requests the socket server refuses before the
-application sees them (a malformed request line, 413, 431, 505) get no
-span: they never reach handle_request.
+copies separately.
+
+Requests a serving layer refuses before the application sees them (a
+malformed request line, 413, 414, 431, 505) reach the telemetry through
+InternalHTTPServer.refused: each is a span and a duration point with the
+status sent, named after its method, with no route, no headers and no
+hooks (nothing a client sent becomes an attribute name).
 """
 
 from __future__ import annotations
