@@ -85,8 +85,10 @@ class TestClient:
         means an in-process request with no connection, as it is here.
         """
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        request = self.server.prepare(method, path, headers, connection)
-        outcome = self.server.respond(request, payload, raise_exceptions=self.raise_server_exceptions)
+        # As a serving layer does, the headers go in as a Headers.
+        outcome = self.server.exchange(
+            method, path, Headers(headers), payload, connection, raise_exceptions=self.raise_server_exceptions
+        )
         status, response_headers, response_body = outcome.response
         return TestResponse(status, Headers(response_headers), response_body, outcome.value)
 
