@@ -87,7 +87,7 @@ class TestClient:
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         # As a serving layer does, the headers go in as a Headers.
         outcome = self.server.exchange(
-            method, path, Headers(headers), payload, connection, raise_exceptions=self.raise_server_exceptions
+            method, path, _headers(headers), payload, connection, raise_exceptions=self.raise_server_exceptions
         )
         status, response_headers, response_body = outcome.response
         return TestResponse(status, Headers(response_headers), response_body, outcome.value)
@@ -107,3 +107,7 @@ class TestClient:
     ) -> TestResponse:
         """``request("POST", path, ...)``."""
         return self.request("POST", path, headers, body, connection)
+
+
+def _headers(headers: HeadersArg) -> Headers:
+    return headers if isinstance(headers, Headers) else Headers(headers)
