@@ -20,7 +20,9 @@ one method sees every request however the application is served.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -60,6 +62,16 @@ class ConnectionInfo:
     Serving layers pass it to ``handle_request(..., connection=...)``; handlers
     never see it. Every field is optional because a request may be dispatched
     in-process with no connection at all.
+
+    ``client_address``/``client_port`` are the peer of the socket.
+    ``server_address``/``server_port`` are the socket's own (local) end, as
+    ``getsockname()`` tells it for the accepted connection: never a wildcard
+    bind address and never what a client wrote in a header; ``None`` when the
+    serving layer has no socket to ask. On a unix socket ``transport`` is
+    ``"unix"``, ``server_address`` the socket's path (``None`` when unnamed)
+    and both ports ``None``. ``root_path`` is where the application is
+    mounted (WSGI ``SCRIPT_NAME``, percent-encoded, no trailing slash; ``""``
+    at the root): the target the application routes on is below it.
     """
 
     client_address: Optional[str] = None
@@ -68,6 +80,60 @@ class ConnectionInfo:
     server_port: Optional[int] = None
     scheme: str = "http"
     protocol_version: Optional[str] = None
+    transport: str = "tcp"
+    root_path: str = ""
+
+
+# What getsockname() says of a socket bound to every interface: not an address
+# anyone connected to, so never reported as one.
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def socket_endpoint(family: int, address: Any) -> Tuple[str, Optional[str], Optional[int]]:
+    """``(transport, address, port)`` of one end of a socket, from its family and address.
+
+    ``address`` is what ``getsockname()`` or ``accept()`` returned: a
+    ``(host, port)`` pair for IPv4, ``(host, port, flowinfo, scope_id)`` for
+    IPv6, a path for a unix socket (``""`` when unnamed; ``bytes`` starting
+    with NUL for Linux's abstract namespace, written ``@name`` as ``ss`` does).
+
+    >>> import socket
+    >>> socket_endpoint(socket.AF_INET, ("127.0.0.1", 8080))
+    ('tcp', '127.0.0.1', 8080)
+    >>> socket_endpoint(socket.AF_INET6, ("::1", 8080, 0, 0))
+    ('tcp', '::1', 8080)
+    >>> socket_endpoint(socket.AF_INET, ("0.0.0.0", 8080))
+    ('tcp', None, 8080)
+    >>> socket_endpoint(socket.AF_UNIX, "/run/app.sock")
+    ('unix', '/run/app.sock', None)
+    >>> socket_endpoint(socket.AF_UNIX, "")
+    ('unix', None, None)
+    >>> socket_endpoint(socket.AF_UNIX, b"\\0app")
+    ('unix', '@app', None)
+    """
+    if family == getattr(socket, "AF_UNIX", None):
+        if isinstance(address, (bytes, bytearray)):
+            address = os.fsdecode(bytes(address))
+        path = str(address or "")
+        if path.startswith("\0"):
+            path = "@" + path[1:]
+        return "unix", path or None, None
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = str(address[0]), address[1]
+        return "tcp", (None if host in _WILDCARDS else host), (port if type(port) is int else None)
+    return "tcp", None, None
+
+
+def local_endpoint(sock: Any) -> Tuple[str, Optional[str], Optional[int]]:
+    """``(transport, address, port)`` of a connected socket's own end; ``("tcp", None, None)`` when unknown.
+
+    Anything without a working ``getsockname()`` (a closed socket, an object
+    some WSGI server put where a socket was expected) is unknown.
+    """
+    try:
+        return socket_endpoint(sock.family, sock.getsockname())
+    except (AttributeError, OSError, TypeError, ValueError):
+        return "tcp", None, None
 
 
 class Headers(Mapping[str, str]):
