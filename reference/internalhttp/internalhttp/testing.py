@@ -86,8 +86,9 @@ class TestClient:
         """
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
         # As a serving layer does, the headers go in as a Headers.
+        raising = self.raise_server_exceptions
         outcome = self.server.exchange(
-            method, path, _headers(headers), payload, connection, raise_exceptions=self.raise_server_exceptions
+            method, path, _headers(headers), payload, connection, raise_exceptions=raising
         )
         status, response_headers, response_body = outcome.response
         return TestResponse(status, Headers(response_headers), response_body, outcome.value)
