@@ -301,10 +301,6 @@ from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, Union, cas
 import internalhttp
 import internalhttp.server
 from opentelemetry._logs import LoggerProvider
-from opentelemetry.instrumentation._semconv import (
-    _get_semconv_opt_in_modes,
-    _OpenTelemetryStabilitySignalType,
-)
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -315,6 +311,10 @@ from opentelemetry_ext_internalhttp._instrumented import (
     instrument_server,
     telemetry_of,
     uninstrument_server,
+)
+from opentelemetry_ext_internalhttp._internals import (
+    _get_semconv_opt_in_modes,
+    _OpenTelemetryStabilitySignalType,
 )
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
