@@ -2,7 +2,8 @@
 
 Used as, from the repository root or from this folder::
 
-    opentelemetry-instrument gunicorn -c examples/gunicorn.conf.py -w 2 -b 127.0.0.1:8001 shop.backend:wsgi_app
+    opentelemetry-instrument gunicorn -c examples/gunicorn.conf.py -w 2 -b 127.0.0.1:8001 \
+        shop.backend:wsgi_app
 
 There is deliberately no ``post_fork`` hook. ``opentelemetry-instrument`` sets up
 the SDK once, in the master, before any worker is forked; with the pinned
