@@ -246,7 +246,7 @@ def test_the_otlp_command_shows_a_handler_traceback_an_export_failure_and_a_conf
 
     assert "Traceback (most recent call last)" in result.stderr
     assert "RuntimeError: the handler failed on purpose" in result.stderr
-    assert "Failed to export spans batch" in result.stderr
+    assert "Failed to export span" in result.stderr  # "span batch" before SDK 1.45
     assert "OTEL_PYTHON_INTERNALHTTP_OPT_IN" in result.stderr
 
 
@@ -325,7 +325,7 @@ def test_the_deploy_command_shows_a_handler_traceback_and_an_export_failure_on_s
     assert run.statuses == [500]
     assert "Traceback (most recent call last)" in run.stderr
     assert "RuntimeError: the reviews database is unreachable" in run.stderr
-    assert "Failed to export spans batch" in run.stderr
+    assert "Failed to export span" in run.stderr
     assert "OTEL_PYTHON_INTERNALHTTP_OPT_IN" in run.stderr
 
 
