@@ -246,7 +246,7 @@ def test_the_otlp_command_shows_a_handler_traceback_an_export_failure_and_a_conf
 
     assert "Traceback (most recent call last)" in result.stderr
     assert "RuntimeError: the handler failed on purpose" in result.stderr
-    assert "Failed to export span" in result.stderr  # "span batch" before SDK 1.45
+    assert "Failed to export span" in result.stderr  # SDK 1.42 says "span batch"
     assert "OTEL_PYTHON_INTERNALHTTP_OPT_IN" in result.stderr
 
 
