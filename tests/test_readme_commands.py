@@ -1,14 +1,18 @@
-"""The README's install line and no-code-change commands, taken from README.md itself.
+"""The README's install line and commands, taken from README.md itself.
 
-The application, the ``opentelemetry-instrument`` command lines and the
-install line are read out of the README's code blocks, so that the README
-cannot drift from what runs here. The commands run as written, with the
-console scripts and ``python`` of the environment that runs the tests first
-on PATH (as in the activated virtualenv the README creates); only the port
-the application listens on and, for OTLP, ``OTEL_EXPORTER_OTLP_ENDPOINT``
-(the receiver's free port instead of 4318) differ. The tox env
-``readme`` runs this file in a fresh virtualenv that holds nothing but what
-the README's install line installed.
+The application, the ``opentelemetry-instrument`` command lines (Usage and
+Deploying), ``otlp_tree``'s command and sample output, and the install line
+are read out of the README's code blocks, so that the README cannot drift
+from what runs here. The commands run as written, the environment variables
+they set included, with the console scripts and ``python`` of the environment
+that runs the tests first on PATH (as in the activated virtualenv the README
+creates); only the ports differ (free loopback ones, also for
+``OTEL_EXPORTER_OTLP_ENDPOINT``), gunicorn gets 2 workers instead of 4, and
+the error tests add a raising route, a bad setting and bounded export
+timeouts. With the logging bridge installed, errors must still reach stderr.
+The tox env ``readme`` runs this file in a fresh virtualenv that holds
+nothing but what the README's install line installed (no gunicorn: the
+Deploying tests are skipped there; the ``tests`` envs run them).
 """
 
 from __future__ import annotations
@@ -313,9 +317,8 @@ def test_the_deploy_command_serves_and_exports_from_the_repository_root(tmp_path
 
 
 def test_the_deploy_command_shows_a_handler_traceback_and_an_export_failure_on_stderr(tmp_path: Path) -> None:
-    assert (
-        importlib.util.find_spec("opentelemetry.instrumentation.logging") is not None
-    )  # the bridge is there
+    # The logging bridge is installed: without a stderr handler beside it, both would be lost.
+    assert importlib.util.find_spec("opentelemetry.instrumentation.logging") is not None
     run = _run_deploy(
         tmp_path,
         f"http://127.0.0.1:{_free_port()}",  # a closed port: the collector is down
