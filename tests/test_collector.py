@@ -21,6 +21,7 @@ import importlib.util
 import os
 import socket
 import subprocess
+import sysconfig
 import time
 import urllib.error
 import urllib.request
@@ -125,6 +126,11 @@ def start_rotel(agent: Path, forward_to: str, directory: Path) -> tuple[subproce
     log = directory / "rotel.log"
     # Its own environment: no ROTEL_* setting of the caller's changes what it does.
     env = {"PATH": os.environ.get("PATH", ""), "HOME": str(directory), "NO_COLOR": "1"}
+    # The binary links libpython of the Python its wheel was built for, which is
+    # this one: the loader finds it only in the system's folders unless told where.
+    env["LD_LIBRARY_PATH"] = os.pathsep.join(
+        filter(None, [sysconfig.get_config_var("LIBDIR"), os.environ.get("LD_LIBRARY_PATH")])
+    )
     with open(log, "wb") as log_file:
         process = subprocess.Popen(command, cwd=directory, env=env, stdout=log_file, stderr=subprocess.STDOUT)
     _wait_for_port(http_port, process, log)
