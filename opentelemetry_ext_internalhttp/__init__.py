@@ -26,8 +26,8 @@ imports InternalHTTPServer (see Limitations):
 Or with no code change, through the opentelemetry_instrumentor entry point
 (console output; see the README for OTLP):
 
-    opentelemetry-instrument --traces_exporter console --metrics_exporter console \
-        --logs_exporter console --service_name shop python app.py
+    OTEL_PYTHON_LOG_CORRELATION=true opentelemetry-instrument --traces_exporter console \
+        --metrics_exporter console --logs_exporter console --service_name shop python app.py
 
 Instrument one server that already exists (made before instrument(), from
 a class reference taken before it, or of your own subclass), and undo it:
@@ -251,9 +251,14 @@ and the error record of a failed request (internalhttp, ERROR) inside the
 request's span context, in every serving layer, so a logging bridge gives
 them the span's trace and span ids: install opentelemetry-instrumentation-logging
 and opentelemetry-instrument attaches its handler to the root logger (or add
-its LoggingHandler yourself). Python's loggers pass only WARNING and up by default:
-set logging.getLogger("internalhttp").setLevel(logging.INFO) to send the
-access lines too. Those lines never show a query credential and write a
+its LoggingHandler yourself). That handler replaces Python's last-resort
+output to stderr: keep a stderr handler beside it, or tracebacks, failed
+exports and configuration errors leave the terminal.
+OTEL_PYTHON_LOG_CORRELATION=true does that (the bridge calls
+logging.basicConfig(), root logger at INFO), as does logging.basicConfig() in
+the application. Python's loggers pass only WARNING and up by default: with
+neither, set logging.getLogger("internalhttp").setLevel(logging.INFO) to
+send the access lines too. Those lines never show a query credential and write a
 client's control characters escaped. With OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN
 set to logs or logs/dup, a handler's exception is the log event
 http.server.request.exception (severity ERROR, exception.type,

@@ -293,7 +293,10 @@ class InternalHTTPServer:
         self._methods: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+        # A private subclass (what an instrumentation puts in this class's place)
+        # is an implementation detail: name the nearest public class instead.
+        public = next(cls for cls in type(self).__mro__ if not cls.__name__.startswith("_"))
+        return f"{public.__name__}({self.name!r})"
 
     # -- registration -----------------------------------------------------
 
