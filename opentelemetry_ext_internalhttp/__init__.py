@@ -249,7 +249,7 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from opentelemetry_ext_internalhttp._config import read_settings
+from opentelemetry_ext_internalhttp._config import keywords_from_code, read_config_file, read_settings
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
     RequestView,
@@ -308,6 +308,7 @@ class InstrumentOptions(TypedDict, total=False):
     http_capture_headers_sanitize_fields: Optional[Union[str, list[str]]]
     known_methods: Optional[Union[str, list[str]]]
     sensitive_query_parameters: Optional[Union[str, list[str]]]
+    sensitive_query_parameters_replace: Optional[Union[str, list[str]]]
     opt_in: Optional[Union[str, list[str]]]
     logger_provider: Optional[LoggerProvider]
 
@@ -317,20 +318,15 @@ _BASE_INSTRUMENTOR_OPTIONS = frozenset({"skip_dep_check", "raise_exception_on_co
 _OPTIONS = frozenset(InstrumentOptions.__annotations__)
 
 
-def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
+def _build_telemetry(options: InstrumentOptions, known: frozenset[str] = _OPTIONS) -> _RequestTelemetry:
     """The one place where tracer, meters and configuration are built."""
     mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
         _OpenTelemetryStabilitySignalType.HTTP
     ]
-    settings = read_settings(
-        excluded_urls=options.get("excluded_urls"),
-        http_capture_headers_server_request=options.get("http_capture_headers_server_request"),
-        http_capture_headers_server_response=options.get("http_capture_headers_server_response"),
-        http_capture_headers_sanitize_fields=options.get("http_capture_headers_sanitize_fields"),
-        known_methods=options.get("known_methods"),
-        sensitive_query_parameters=options.get("sensitive_query_parameters"),
-        opt_in=options.get("opt_in"),
-    )
+    config_file = read_config_file()
+    options = cast(InstrumentOptions, keywords_from_code(options, config_file))
+    _warn_unknown(options, known)
+    settings = read_settings(options, config_file)
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,
         settings=settings,
@@ -503,8 +499,9 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        _warn_unknown(kwargs, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS)
-        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(cast(InstrumentOptions, kwargs))
+        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
+            cast(InstrumentOptions, kwargs), _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS
+        )
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
@@ -523,7 +520,6 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         Takes the same keyword arguments as ``instrument()`` (``InstrumentOptions``).
         """
-        _warn_unknown(options, _OPTIONS)
         if _telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
