@@ -249,7 +249,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from opentelemetry_ext_internalhttp._config import keywords_from_code, read_config_file, read_settings
+from opentelemetry_ext_internalhttp._config import (
+    ConfigFile,
+    keywords_from_code,
+    read_config_file,
+    read_settings,
+)
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
     RequestView,
@@ -318,12 +323,13 @@ _BASE_INSTRUMENTOR_OPTIONS = frozenset({"skip_dep_check", "raise_exception_on_co
 _OPTIONS = frozenset(InstrumentOptions.__annotations__)
 
 
-def _build_telemetry(options: InstrumentOptions, known: frozenset[str] = _OPTIONS) -> _RequestTelemetry:
+def _build_telemetry(
+    options: InstrumentOptions, config_file: Optional[ConfigFile], known: frozenset[str] = _OPTIONS
+) -> _RequestTelemetry:
     """The one place where tracer, meters and configuration are built."""
     mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
         _OpenTelemetryStabilitySignalType.HTTP
     ]
-    config_file = read_config_file()
     options = cast(InstrumentOptions, keywords_from_code(options, config_file))
     _warn_unknown(options, known)
     settings = read_settings(options, config_file)
@@ -499,8 +505,13 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
+        config_file = read_config_file()
+        if config_file is not None and not config_file.enabled:
+            # The SDK skips a block with enabled: false, and opentelemetry-instrument's
+            # loader then instruments every installed instrumentation anyway.
+            return
         _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
-            cast(InstrumentOptions, kwargs), _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS
+            cast(InstrumentOptions, kwargs), config_file, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS
         )
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
@@ -523,7 +534,7 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         if _telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
-        telemetry = _build_telemetry(options)
+        telemetry = _build_telemetry(options, read_config_file())
         setattr(server, _INSTANCE_TELEMETRY, telemetry)
         if not isinstance(server, _InstrumentedInternalHTTPServer):
             # Instance attributes shadow the class's, so this reaches every

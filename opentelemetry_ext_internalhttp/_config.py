@@ -319,7 +319,17 @@ class ConfigFile(NamedTuple):
         return self.block.get("enabled", True) is not False
 
     def lookup(self, option: Option) -> Optional[tuple[str, Any]]:
-        """Where the file sets ``option`` and to what: this package's key first, then the general one."""
+        """Where the file sets ``option`` and to what: this package's key first, then the general one.
+
+        >>> from types import SimpleNamespace as Node
+        >>> general = Node(http=Node(server=Node(known_methods=["GET"])))
+        >>> ConfigFile("otel.yaml", {"known_methods": ["PUT"]}, general).lookup(KNOWN_METHODS)
+        ('OTEL_CONFIG_FILE otel.yaml: instrumentation/development.python.internalhttp.known_methods', ['PUT'])
+        >>> ConfigFile("otel.yaml", {}, general).lookup(KNOWN_METHODS)[1]
+        ['GET']
+        >>> ConfigFile("otel.yaml", {}, None).lookup(KNOWN_METHODS) is None
+        True
+        """
         if self.block.get(option.keyword) is not None:
             return f"{CONFIG_FILE_VARIABLE} {self.path}: {CONFIG_FILE_BLOCK}.{option.keyword}", self.block[
                 option.keyword
@@ -385,6 +395,10 @@ def keywords_from_code(options: Mapping[str, Any], config_file: Optional[ConfigF
     file. Those values are read from the file itself, under the file's rules
     (errors logged and named after the file, never raised), not again as
     keywords.
+
+    >>> from_file = ConfigFile("otel.yaml", {"opt_in": "all"}, None)
+    >>> keywords_from_code({"opt_in": "all", "excluded_urls": "/healthz"}, from_file)
+    {'excluded_urls': '/healthz'}
     """
     block = config_file.block if config_file is not None else {}
     return {key: value for key, value in options.items() if not (key in block and block[key] == value)}

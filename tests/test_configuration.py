@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import internalhttp.server
@@ -696,6 +697,32 @@ def test_capture_all_methods_other_than_true_or_false_is_named(
     assert record.getMessage() == (
         "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS='yes' is ignored (valid: true, false)"
     )
+
+
+# -- a configuration file (the rest is in test_config_file.py, SDK 1.44+ only) -----
+
+
+@pytest.mark.instrumentation_errors
+def test_a_file_that_cannot_be_read_is_named_and_the_environment_variables_apply(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv("OTEL_CONFIG_FILE", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "/healthz")
+    instrumentor.instrument(**providers)
+    server = make_shop()
+
+    server.handle_request("GET", "/healthz", {}, b"")
+    server.handle_request("GET", "/orders", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage().startswith(f"OTEL_CONFIG_FILE={str(tmp_path / 'missing.yaml')!r} is not used")
+    assert one_server_span(span_exporter).name == "GET /orders"
 
 
 # -- adding a sensitive query parameter keeps the defaults -------------------------
