@@ -330,16 +330,15 @@ class ConfigFile(NamedTuple):
         >>> ConfigFile("otel.yaml", {}, None).lookup(KNOWN_METHODS) is None
         True
         """
-        if self.block.get(option.keyword) is not None:
-            return f"{CONFIG_FILE_VARIABLE} {self.path}: {CONFIG_FILE_BLOCK}.{option.keyword}", self.block[
-                option.keyword
-            ]
-        node = self.general
+        where = f"{CONFIG_FILE_VARIABLE} {self.path}: instrumentation/development"
+        own = self.block.get(option.keyword)
+        if own is not None:
+            return f"{where}.python.{CONFIG_FILE_NAME}.{option.keyword}", own
+        shared = self.general
         for name in option.general:
-            node = getattr(node, name, None)
-        if option.general and node is not None:
-            path = ".".join(option.general)
-            return f"{CONFIG_FILE_VARIABLE} {self.path}: instrumentation/development.general.{path}", node
+            shared = getattr(shared, name, None)
+        if option.general and shared is not None:
+            return f"{where}.general.{'.'.join(option.general)}", shared
         return None
 
 
