@@ -148,14 +148,15 @@ Other environment variables:
 These four are read with or without a configuration file.
 
 Invalid settings are named, never silently dropped. A keyword argument of
-the wrong type (not a string or a list of strings) raises ValueError naming
-it. Anything else invalid, in a keyword argument, the configuration file or
-an environment variable, is logged as an error on the
-"opentelemetry_ext_internalhttp" logger, once per instrument() or
+a type its setting does not take (a number for a list, say) raises
+ValueError naming it. Anything else invalid, in a keyword argument, the
+configuration file or an environment variable, is logged as an error on
+the "opentelemetry_ext_internalhttp" logger, once per instrument() or
 instrument_app() call, naming the setting and where it came from, each
 invalid item (a regex that does not compile, a method that is not an HTTP
-token, an unknown opt-in) and the valid choices; the valid items of the
-list are kept, and if none is, the default applies. Nothing read from the
+token, an unknown opt-in, an address that is not one) and the valid
+choices; the valid items of a list are kept, and if none is, the default
+applies. Nothing read from the
 environment or the file raises, so that under opentelemetry-instrument the
 other instrumentations still load. OTEL_SEMCONV_STABILITY_OPT_IN is shared
 by every instrumentation: only values none knows (not http, database,
