@@ -1,5 +1,9 @@
 """Settings, read once when ``instrument()`` or ``instrument_app()`` runs.
 
+A new setting is one more ``Option`` in ``OPTIONS`` (its keyword, variables,
+parse function, default and valid choices) and one more field of
+``Settings``; the rules below then hold for it too.
+
 A setting that has a keyword argument (an ``Option`` below) comes from the
 first of: the keyword argument; the configuration file named by
 ``OTEL_CONFIG_FILE``, when one is in use (its
@@ -11,8 +15,8 @@ declarative configuration specification makes the file the one source;
 
 Every value goes through the parse function of its setting, which keeps
 the valid items of a list and names the invalid ones. A keyword argument of
-the wrong type (neither a string nor a list of strings) raises
-``ValueError`` naming it: the caller's bug. Anything else invalid is logged
+a type the setting does not take raises ``ValueError`` naming it: the
+caller's bug. Anything else invalid is logged
 as an error naming the setting, where it came from, each invalid item and
 the valid choices; the valid items are kept, and when none is, the default
 applies. Nothing read from the environment or the file raises: under
