@@ -345,12 +345,10 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypedDict, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, Union, cast
 
 import internalhttp
 import internalhttp.server
-from internalhttp.response import Outcome
-from internalhttp.server import Refusal, Request
 from opentelemetry._logs import LoggerProvider
 from opentelemetry.instrumentation._semconv import (
     _get_semconv_opt_in_modes,
@@ -365,6 +363,12 @@ from opentelemetry_ext_internalhttp._config import (
     keywords_from_code,
     read_config_file,
     read_settings,
+)
+from opentelemetry_ext_internalhttp._instrumented import (
+    _InstrumentedInternalHTTPServer,
+    instrument_server,
+    telemetry_of,
+    uninstrument_server,
 )
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
@@ -391,8 +395,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
-_original_handle_request = _OriginalInternalHTTPServer.handle_request
-_original_respond = _OriginalInternalHTTPServer.respond
 
 # Every module attribute through which applications reach the class. One
 # table drives both instrument and uninstrument so they cannot drift apart.
@@ -400,11 +402,6 @@ _CLASS_BINDINGS = (
     ("internalhttp.server", "InternalHTTPServer"),
     ("internalhttp", "InternalHTTPServer"),
 )
-
-# A server's own telemetry lives in its __dict__ under this key: a
-# _RequestTelemetry from instrument_app, or None after uninstrument_app.
-# Without the key, a server follows its class (see _telemetry_of).
-_INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
 
 
 class InstrumentOptions(TypedDict, total=False):
@@ -469,146 +466,6 @@ def _warn_unknown(options: Any, known: frozenset[str]) -> None:
         )
 
 
-def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
-    """What ``server`` records with now, or None when it is not instrumented.
-
-    The one reader of the state: a server's own setting (instrument_app,
-    uninstrument_app) wins; otherwise a server of the replacement class
-    follows the class, switched by instrument() and uninstrument().
-    """
-    own = server.__dict__
-    if _INSTANCE_TELEMETRY in own:
-        return own[_INSTANCE_TELEMETRY]  # type: ignore[no-any-return]
-    if isinstance(server, _InstrumentedInternalHTTPServer):
-        return _InstrumentedInternalHTTPServer._class_telemetry
-    return None
-
-
-class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
-    """The class ``instrument()`` puts in place of ``InternalHTTPServer``."""
-
-    # Shared by every instance: set by instrument(), None after uninstrument(),
-    # so instances made while instrumented go quiet without being tracked.
-    _class_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
-
-    @property
-    def _is_instrumented_by_opentelemetry(self) -> bool:
-        return _telemetry_of(self) is not None
-
-    def handle_request(
-        self,
-        method: Any,
-        path: Any,
-        headers: Any = None,
-        body: Any = b"",
-        *,
-        connection: Any = None,
-    ) -> Any:
-        prepared = self.prepared_request(method, path, headers)
-        if prepared is not None:
-            # The call respond() made, which records the request (if anything does).
-            return self.dispatch(prepared, body)
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            # The framework's own method, not super(): this runs on every request.
-            return _original_handle_request(self, method, path, headers, body, connection=connection)
-        return telemetry.handle_request(self, method, path, headers, body, connection, self.dispatch)
-
-    def respond(self, request: Request, body: Any = b"", *, raise_exceptions: bool = False) -> Outcome:
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            return _original_respond(self, request, body, raise_exceptions=raise_exceptions)
-        return telemetry.respond(self, request, body, raise_exceptions, super().respond)
-
-    def refused(self, refusal: Refusal) -> None:
-        telemetry = _telemetry_of(self)
-        if telemetry is not None:
-            telemetry.record_refusal(self, refusal)
-
-    def log_failure(self, request: Request, error: BaseException) -> None:
-        telemetry = _telemetry_of(self)
-        if telemetry is None or not telemetry.exceptions_as_logs:
-            super().log_failure(request, error)
-
-    @property
-    def sensitive_query_parameters(self) -> tuple[str, ...]:  # type: ignore[override]  # read-only here
-        """The telemetry's list while instrumented, so log lines and spans redact alike."""
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            return _OriginalInternalHTTPServer.sensitive_query_parameters
-        return telemetry.sensitive_query_parameters
-
-
-def _answer_of(server: Any) -> Callable[[Request, Any], Any]:
-    """How to answer a prepared request the way ``server``'s own class would.
-
-    The framework's ``dispatch`` when the class keeps the framework's
-    ``handle_request``; the class's override otherwise, so that it still runs.
-    """
-    own_handle_request = type(server).handle_request
-    if own_handle_request is _OriginalInternalHTTPServer.handle_request:
-        return server.dispatch  # type: ignore[no-any-return]
-
-    def answer(request: Request, body: Any) -> Any:
-        return own_handle_request(
-            server, request.method, request.target, request.headers, body, connection=request.connection
-        )
-
-    return answer
-
-
-def _instance_handle_request(
-    server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", *, connection: Any = None
-) -> Any:
-    """``handle_request`` of a server of the original class, after ``instrument_app``.
-
-    It is bound to the server and stored on it, a reference cycle that the
-    garbage collector frees. A weak reference would break the cycle but
-    also the server: code that keeps only ``server.handle_request`` (as a
-    serving layer may) must keep the server alive, as the plain method does.
-    """
-    telemetry = _telemetry_of(server)
-    answer = _answer_of(server)
-    if telemetry is None:
-        return answer(server.prepare(method, path, headers, connection), body)
-    return telemetry.handle_request(server, method, path, headers, body, connection, answer)
-
-
-def _instance_respond(
-    server: Any, request: Request, body: Any = b"", *, raise_exceptions: bool = False
-) -> Outcome:
-    """``respond`` of a server of the original class, after ``instrument_app``."""
-    respond = type(server).respond.__get__(server)
-    telemetry = _telemetry_of(server)
-    if telemetry is None:
-        return respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
-    return telemetry.respond(server, request, body, raise_exceptions, respond)
-
-
-def _instance_log_failure(server: Any, request: Request, error: BaseException) -> None:
-    """``log_failure`` of a server of the original class, after ``instrument_app``."""
-    telemetry = _telemetry_of(server)
-    if telemetry is None or not telemetry.exceptions_as_logs:
-        type(server).log_failure(server, request, error)
-
-
-def _instance_refused(server: Any, refusal: Refusal) -> None:
-    """``refused`` of a server of the original class, after ``instrument_app``."""
-    telemetry = _telemetry_of(server)
-    if telemetry is not None:
-        telemetry.record_refusal(server, refusal)
-    type(server).refused(server, refusal)
-
-
-# The instance attributes instrument_app sets on a server of another class.
-_INSTANCE_METHODS = {
-    "handle_request": _instance_handle_request,
-    "respond": _instance_respond,
-    "log_failure": _instance_log_failure,
-    "refused": _instance_refused,
-}
-
-
 class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """An instrumentor for ``internalhttp``.
 
@@ -645,30 +502,15 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         Takes the same keyword arguments as ``instrument()`` (``InstrumentOptions``).
         """
-        if _telemetry_of(server) is not None:
+        if telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
-        telemetry = _build_telemetry(options, read_config_file())
-        setattr(server, _INSTANCE_TELEMETRY, telemetry)
-        if not isinstance(server, _InstrumentedInternalHTTPServer):
-            # Instance attributes shadow the class's, so this reaches every
-            # caller of the two seams and leaves the class untouched.
-            for name, function in _INSTANCE_METHODS.items():
-                setattr(server, name, function.__get__(server))
-            server.sensitive_query_parameters = telemetry.sensitive_query_parameters
-            setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
+        instrument_server(server, _build_telemetry(options, read_config_file()))
 
     @staticmethod
     def uninstrument_app(server: InternalHTTPServer) -> None:
         """Stop one server's telemetry, whether instrument_app or instrument() started it."""
-        if _telemetry_of(server) is None:
+        if telemetry_of(server) is None:
             _logger.warning("Attempting to uninstrument %r while already uninstrumented", server)
             return
-        if isinstance(server, _InstrumentedInternalHTTPServer):
-            # An explicit "off" for this instance, which wins over the class.
-            setattr(server, _INSTANCE_TELEMETRY, None)
-        else:
-            own = vars(server)
-            for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY, "sensitive_query_parameters"):
-                own.pop(name, None)
-            setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute
+        uninstrument_server(server)

@@ -28,7 +28,7 @@ from contextvars import Token
 from timeit import default_timer
 from typing import Any, NamedTuple, Optional
 
-from internalhttp.response import NormalizedResponse, Outcome, response_for
+from internalhttp.response import NormalizedResponse, Outcome
 from internalhttp.routing import NOT_FOUND, split_target
 from internalhttp.server import Headers, Refusal, Request
 from opentelemetry import context, trace
@@ -311,12 +311,13 @@ class _RequestTelemetry:
     ) -> Any:
         """``handle_request`` of an instrumented server: ``answer`` the request inside a span.
 
+        The request flows one way: prepared by the framework, the span
+        started, the handler answered, the response hook run (what it changes
+        in the handler's value is what the client gets), the request
+        concluded by the framework (the response as sent, and the log lines
+        in the span's context), the span finished with that response.
         Returns ``answer``'s value, or re-raises its exception, unchanged.
         """
-        prepared = server.prepared_request(method, target, headers)
-        if prepared is not None:
-            # The call respond() made: that records the request already.
-            return answer(prepared, body)
         try:
             request = server.prepare(method, target, headers, connection)
         except Exception as error:
@@ -329,44 +330,33 @@ class _RequestTelemetry:
         with _guard.START:
             state = self._start(server, request, body)
         if state is None:
-            return answer(request, body)
+            return _answer_and_conclude(server, request, body, answer)
         try:
             value = answer(request, body)
-        except BaseException as error:
-            self._finish(state, None, error, None)
+        except Exception as error:
+            self._conclude(state, server, request, None, error)
             raise
-        if state.shared is None:
-            self._finish(state, None, None, value)
-        else:
-            # No serving layer to ask: the framework's own rule says what it would send.
-            outcome = response_for(value)
-            self._finish(state, outcome.response, outcome.error, value)
+        except BaseException as interrupt:  # KeyboardInterrupt, SystemExit: nothing was sent
+            self._finish(state, None, interrupt)
+            raise
+        if self._response_hook is not None and state.view is not None:
+            self._run_hook(state, self._response_hook, value)
+        self._conclude(state, server, request, value, None)
         return value
 
-    def respond(
-        self,
-        server: Any,
-        request: Request,
-        body: Any,
-        raise_exceptions: bool,
-        respond: Callable[..., Outcome],
-    ) -> Outcome:
-        """``respond`` of an instrumented server: the whole request, ended with the response as sent."""
-        state = None
-        with _guard.START:
-            state = self._start(server, request, body)
-        if state is None:
-            return respond(request, body, raise_exceptions=raise_exceptions)
+    def _conclude(
+        self, state: _RequestState, server: Any, request: Request, value: Any, error: Optional[Exception]
+    ) -> None:
+        """The framework ends the request inside the span; the span ends with the response as sent."""
         try:
-            outcome = respond(request, body, raise_exceptions=raise_exceptions)
-        except BaseException as error:
-            self._finish(state, None, error, None)
+            outcome: Outcome = server.conclude(request, value, error)
+        except BaseException as failure:  # the framework's own logging failed: the span still ends
+            self._finish(state, None, failure)
             raise
-        if state.shared is not None:
+        if state.shared is not None and request.exchange is not None:
             with _guard.INJECT_RESPONSE_CONTEXT:
                 _inject_traceresponse(outcome.response)
-        self._finish(state, outcome.response, outcome.error, outcome.value)
-        return outcome
+        self._finish(state, outcome.response, outcome.error)
 
     def record_refusal(self, server: Any, refusal: Refusal) -> None:
         """A request the serving layer refused itself: a span and metric points with the status sent.
@@ -383,7 +373,7 @@ class _RequestTelemetry:
             )
             state = self._start(server, request, None, run_hooks=False)
         if state is not None:
-            self._finish(state, NormalizedResponse(refusal.status, [], b""), None, None)
+            self._finish(state, NormalizedResponse(refusal.status, [], b""), None)
 
     def _record_unreadable(
         self, server: Any, method: Any, target: Any, connection: Any, error: Exception
@@ -395,7 +385,7 @@ class _RequestTelemetry:
             request = Request(method, text, path, query, Headers(), connection, NOT_FOUND)
             state = self._start(server, request, None)
         if state is not None:
-            self._finish(state, None, error, None)
+            self._finish(state, None, error)
 
     # -- span start ----------------------------------------------------------
 
@@ -444,17 +434,19 @@ class _RequestTelemetry:
             with _guard.BUILD_ATTRIBUTES:
                 self._add_opt_in_state(state, request, body)
         if self._request_hook is not None and run_hooks:
-            self._run_request_hook(state)
+            self._run_hook(state, self._request_hook)
         return state
 
-    def _run_request_hook(self, state: _RequestState) -> None:
+    def _run_hook(self, state: _RequestState, hook: Callable[..., None], *response: Any) -> None:
+        """A hook, guarded: its exception is logged and recorded on the span, and the request goes on."""
+        name = "run response_hook" if response else "run request_hook"
         try:
-            with _guard.LogAndRecordOnSpan("run request_hook", state.span):
-                self._request_hook(state.span, state.view)  # type: ignore[misc,arg-type]  # set with the hook
+            with _guard.LogAndRecordOnSpan(name, state.span):
+                hook(state.span, state.view, *response)
         except BaseException as interrupt:
             # KeyboardInterrupt, SystemExit: let it through, but not with
             # the span open, counted active and its context attached.
-            self._finish(state, None, interrupt, None)
+            self._finish(state, None, interrupt)
             raise
 
     def _origin_of(self, request: Request) -> Origin:
@@ -639,11 +631,7 @@ class _RequestTelemetry:
     # -- finish ----------------------------------------------------------------
 
     def _finish(
-        self,
-        state: _RequestState,
-        response: Optional[NormalizedResponse],
-        error: Optional[BaseException],
-        value: Any,
+        self, state: _RequestState, response: Optional[NormalizedResponse], error: Optional[BaseException]
     ) -> None:
         shared = state.shared
         if shared is None:
@@ -664,9 +652,6 @@ class _RequestTelemetry:
                     self._record_response_headers(span, response)
                     if "http.response.body.size" in self._span_opt_ins:
                         span.set_attribute(HTTP_RESPONSE_BODY_SIZE, len(response.body))
-            if error is None and self._response_hook is not None and state.view is not None:
-                with _guard.LogAndRecordOnSpan("run response_hook", span):
-                    self._response_hook(span, state.view, value)
             if error is not None and self._exception_logger is not None:
                 with _guard.EMIT_EXCEPTION:
                     self._emit_exception(error)
@@ -757,6 +742,21 @@ class _RequestTelemetry:
         if self._body_sizes.enabled:
             response_size = len(response.body) if response is not None else None
             self._body_sizes.record(state.request_size, response_size, new, old)
+
+
+def _answer_and_conclude(
+    server: Any, request: Request, body: Any, answer: Callable[[Request, Any], Any]
+) -> Any:
+    """A request with no telemetry (excluded, suppressed): answered and, when served, concluded."""
+    if request.exchange is None:
+        return answer(request, body)
+    try:
+        value = answer(request, body)
+    except Exception as error:
+        server.conclude(request, error=error)
+        raise
+    server.conclude(request, value)
+    return value
 
 
 def _global_tracer_provider_unset(read_globals: bool) -> bool:
