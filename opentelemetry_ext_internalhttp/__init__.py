@@ -47,8 +47,9 @@ Configuration
 -------------
 instrument() and instrument_app(server) take the same keyword arguments
 (typed as InstrumentOptions); an unknown keyword is named in a warning.
-Each falls back to its environment variable, read when instrument() or
-instrument_app() runs, then to the default.
+Each falls back to the configuration file OTEL_CONFIG_FILE names, when one
+is used (see Configuration file), else to its environment variable, read
+when instrument() or instrument_app() runs, then to the default.
 
   tracer_provider      where spans go. Default: the global provider.
   meter_provider       where metrics go. Default: the global provider.
@@ -74,16 +75,21 @@ instrument_app() runs, then to the default.
   http_capture_headers_sanitize_fields
                        captured headers recorded as "[REDACTED]".
                        Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS.
-  known_methods        the methods recorded as sent; replaces the default
-                       list CONNECT, DELETE, GET, HEAD, OPTIONS, PATCH, POST,
-                       PUT, QUERY, TRACE (case-sensitive).
+  known_methods        the methods recorded as sent (HTTP tokens,
+                       case-sensitive); replaces the default list CONNECT,
+                       DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, QUERY, TRACE.
                        Env: OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS.
   sensitive_query_parameters
                        query parameters whose values become REDACTED, on
-                       spans and in the framework's log lines; replaces the
+                       spans and in the framework's log lines, added to the
                        default AWSAccessKeyId, Signature, sig, X-Goog-Signature,
-                       X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token.
+                       X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token
+                       (adding a name never un-redacts another).
                        Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS.
+  sensitive_query_parameters_replace
+                       the list that replaces those defaults (an empty list
+                       redacts nothing); sensitive_query_parameters still adds
+                       to it. Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS_REPLACE.
   opt_in               opt-in attributes and metrics to record (string or
                        list), "all" for every one. Env: OTEL_PYTHON_INTERNALHTTP_OPT_IN.
                        Default: none. The names:
@@ -133,15 +139,58 @@ Other environment variables:
                                          event; "logs": a log event instead;
                                          "logs/dup": both.
   OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
-                                         keep unknown methods as sent (at most 32
-                                         distinct ones; later ones are _OTHER).
+                                         "true": keep unknown methods as sent (at
+                                         most 32 distinct ones; later ones are
+                                         _OTHER); "false" or unset: _OTHER.
   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS  "internalhttp" turns this package off
                                          under opentelemetry-instrument.
 
-An invalid keyword argument (a bad regex, an unknown opt-in) raises
-ValueError naming it. An invalid environment variable is logged as an
-error naming it and only that setting is ignored, so that under
-opentelemetry-instrument the other instrumentations still load.
+These four are read with or without a configuration file.
+
+Invalid settings are named, never silently dropped. A keyword argument of
+a type its setting does not take (a number for a list, say) raises
+ValueError naming it. Anything else invalid, in a keyword argument, the
+configuration file or an environment variable, is logged as an error on
+the "opentelemetry_ext_internalhttp" logger, once per instrument() or
+instrument_app() call, naming the setting and where it came from, each
+invalid item (a regex that does not compile, a method that is not an HTTP
+token, an unknown opt-in, an address that is not one) and the valid
+choices; the valid items of a list are kept, and if none is, the default
+applies. Nothing read from the
+environment or the file raises, so that under opentelemetry-instrument the
+other instrumentations still load. OTEL_SEMCONV_STABILITY_OPT_IN is shared
+by every instrumentation: only values none knows (not http, database,
+messaging, rpc, code, service.peer, each with or without /dup, nor
+gen_ai_latest_experimental) are named, and the conventions then fall back
+as contrib's helpers decide (an unknown value alone: the old conventions).
+
+Configuration file
+------------------
+With OTEL_CONFIG_FILE naming a declarative configuration file (SDK 1.44
+and later, with opentelemetry-sdk[file-configuration]; examples/otel-config.yaml),
+the SDK activates this package from the file's block
+
+  instrumentation/development:
+    python:
+      internalhttp:          # the entry point name
+        excluded_urls: [/healthz]
+        opt_in: [client.port]
+        sensitive_query_parameters: [token]
+
+whose keys are the keyword arguments above that a file can hold (all but
+the providers and hooks), plus the SDK's own enabled: false, which keeps
+instrument() from instrumenting anything. Keys of the shared general block
+apply too, below this block's own:
+general.http.server.request_captured_headers, .response_captured_headers,
+.known_methods, and general.sanitization.url.sensitive_query_parameters
+(which replaces the defaults, as the schema says). Precedence: keyword
+argument, then the file; as the declarative configuration specification
+asks, the environment variables of these settings are then not read, except
+through ${VAR} substitution in the file. An unknown key of the block is
+named in an error; a file that cannot be read is named in an error and the
+environment variables apply. general.http.semconv and
+general.stability_opt_in_list are not read: the conventions follow
+OTEL_SEMCONV_STABILITY_OPT_IN, as in every contrib instrumentation.
 
 Captured headers become http.request.header.<name> / http.response.header.<name>
 in lower case: dashes kept in the stable conventions (x-request-id),
@@ -310,7 +359,12 @@ from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type:
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from opentelemetry_ext_internalhttp._config import read_settings
+from opentelemetry_ext_internalhttp._config import (
+    ConfigFile,
+    keywords_from_code,
+    read_config_file,
+    read_settings,
+)
 from opentelemetry_ext_internalhttp._instrumented import (
     _InstrumentedInternalHTTPServer,
     instrument_server,
@@ -372,6 +426,7 @@ class InstrumentOptions(TypedDict, total=False):
     http_capture_headers_sanitize_fields: Optional[Union[str, list[str]]]
     known_methods: Optional[Union[str, list[str]]]
     sensitive_query_parameters: Optional[Union[str, list[str]]]
+    sensitive_query_parameters_replace: Optional[Union[str, list[str]]]
     opt_in: Optional[Union[str, list[str]]]
     logger_provider: Optional[LoggerProvider]
     trusted_proxies: Optional[Union[str, list[str]]]
@@ -384,23 +439,16 @@ _BASE_INSTRUMENTOR_OPTIONS = frozenset({"skip_dep_check", "raise_exception_on_co
 _OPTIONS = frozenset(InstrumentOptions.__annotations__)
 
 
-def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
+def _build_telemetry(
+    options: InstrumentOptions, config_file: Optional[ConfigFile], known: frozenset[str] = _OPTIONS
+) -> _RequestTelemetry:
     """The one place where tracer, meters and configuration are built."""
     mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
         _OpenTelemetryStabilitySignalType.HTTP
     ]
-    settings = read_settings(
-        excluded_urls=options.get("excluded_urls"),
-        http_capture_headers_server_request=options.get("http_capture_headers_server_request"),
-        http_capture_headers_server_response=options.get("http_capture_headers_server_response"),
-        http_capture_headers_sanitize_fields=options.get("http_capture_headers_sanitize_fields"),
-        known_methods=options.get("known_methods"),
-        sensitive_query_parameters=options.get("sensitive_query_parameters"),
-        opt_in=options.get("opt_in"),
-        trusted_proxies=options.get("trusted_proxies"),
-        forwarded_headers=options.get("forwarded_headers"),
-        public_endpoint=options.get("public_endpoint"),
-    )
+    options = cast(InstrumentOptions, keywords_from_code(options, config_file))
+    _warn_unknown(options, known)
+    settings = read_settings(options, config_file)
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,
         settings=settings,
@@ -433,8 +481,14 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        _warn_unknown(kwargs, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS)
-        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(cast(InstrumentOptions, kwargs))
+        config_file = read_config_file()
+        if config_file is not None and not config_file.enabled:
+            # The SDK skips a block with enabled: false, and opentelemetry-instrument's
+            # loader then instruments every installed instrumentation anyway.
+            return
+        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
+            cast(InstrumentOptions, kwargs), config_file, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS
+        )
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
@@ -453,11 +507,10 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         Takes the same keyword arguments as ``instrument()`` (``InstrumentOptions``).
         """
-        _warn_unknown(options, _OPTIONS)
         if telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
-        instrument_server(server, _build_telemetry(options))
+        instrument_server(server, _build_telemetry(options, read_config_file()))
 
     @staticmethod
     def uninstrument_app(server: InternalHTTPServer) -> None:
