@@ -19,6 +19,7 @@ from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL
 from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
 from opentelemetry.instrumentation._semconv import (
     HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
+    OTEL_SEMCONV_STABILITY_OPT_IN,
     _get_schema_url,
     _get_semconv_opt_in_modes,
     _OpenTelemetryStabilitySignalType,
@@ -32,6 +33,7 @@ from opentelemetry.trace import ProxyTracerProvider
 __all__ = [
     "FAST_PATHS",
     "HTTP_DURATION_HISTOGRAM_BUCKETS_NEW",
+    "OTEL_SEMCONV_STABILITY_OPT_IN",
     "_OpenTelemetryStabilitySignalType",
     "_StabilityMode",
     "_get_schema_url",

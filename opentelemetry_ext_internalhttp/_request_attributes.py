@@ -36,9 +36,10 @@ from opentelemetry_ext_internalhttp._attributes import (
     protocol_version,
     synthetic_type,
 )
-from opentelemetry_ext_internalhttp._config import METRIC_OPT_INS, SPAN_OPT_INS, Settings
+from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
+from opentelemetry_ext_internalhttp._options import METRIC_OPT_INS, SPAN_OPT_INS
 from opentelemetry_ext_internalhttp._proxies import Origin, server_of
 
 # Shared attributes are cached per (method, route, scheme, version): all of

@@ -35,7 +35,7 @@ from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind
 
 from opentelemetry_ext_internalhttp import _guard
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys, body_size
-from opentelemetry_ext_internalhttp._config import UNTRUSTED, Settings
+from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._instruments import Instruments
 from opentelemetry_ext_internalhttp._internals import (
     _get_schema_url,
@@ -49,6 +49,7 @@ from opentelemetry_ext_internalhttp._internals import (
     read_globals,
 )
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes
+from opentelemetry_ext_internalhttp._options import UNTRUSTED
 from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sent
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
 from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
