@@ -49,14 +49,18 @@ SPAN_OPT_INS = (
 # On the duration metric (the synthetic type on the span too).
 METRIC_OPT_INS = ("server.address", "server.port", "user_agent.synthetic.type")
 HISTOGRAM_OPT_INS = ("http.server.request.body.size", "http.server.response.body.size")
-OPT_INS = tuple(
-    dict.fromkeys((*SPAN_OPT_INS, *HISTOGRAM_OPT_INS, *METRIC_OPT_INS, "http.server.active_requests"))
+# Where the route's handler lives, on the SERVER span.
+CODE_OPT_INS = ("code.function.name", "code.file.path", "code.line.number")
+# What "all" turns on.
+ALL_OPT_INS = tuple(
+    dict.fromkeys(
+        (*SPAN_OPT_INS, *HISTOGRAM_OPT_INS, *METRIC_OPT_INS, "http.server.active_requests", *CODE_OPT_INS)
+    )
 )
 # Opt-ins that "all" leaves out and that must be named one by one: bodies
 # are personal data more often than not.
 NAMED_ONLY_OPT_INS = BODY_CONTENT_ATTRIBUTES
-# Where the route's handler lives, on the SERVER span (in "all").
-CODE_OPT_INS = ("code.function.name", "code.file.path", "code.line.number")
+OPT_INS = (*ALL_OPT_INS, *NAMED_ONLY_OPT_INS)
 OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
 KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"
 SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS"
@@ -207,14 +211,100 @@ def parse_names(value: Any) -> Parsed:
 
 
 def parse_opt_ins(value: Any) -> Parsed:
-    """The opt-ins named, ``all`` for every one.
+    """The opt-ins named, ``all`` for every one but the body contents, which are named one by one.
 
     >>> parsed = parse_opt_ins("client.port,client.prot")
     >>> sorted(parsed.value), parsed.rejected
     (['client.port'], ("'client.prot'",))
+    >>> "http.request.body.content" in parse_opt_ins("all").value
+    False
     """
     names, rejected = sorted_out(list_items(value), lambda item: item == "all" or item in OPT_INS)
-    return Parsed(frozenset(OPT_INS) if "all" in names else frozenset(names), rejected)
+    chosen = frozenset(names)
+    if "all" in chosen:
+        chosen = (chosen - {"all"}) | frozenset(ALL_OPT_INS)
+    return Parsed(chosen, rejected)
+
+
+def parse_boolean(value: Any) -> Parsed:
+    """True or False, or ``true`` / ``false`` in any case.
+
+    >>> parse_boolean("TRUE"), parse_boolean("yes")
+    (Parsed(value=True, rejected=()), Parsed(value=None, rejected=("'yes'",)))
+    """
+    if isinstance(value, bool):
+        return Parsed(value, ())
+    if not isinstance(value, str):
+        raise TypeError("expected True, False, true or false")
+    flag = _BOOLEANS.get(value.strip().lower())
+    return Parsed(flag, ()) if flag is not None else Parsed(None, (repr(value),))
+
+
+def parse_byte_count(value: Any) -> Parsed:
+    """A whole number of bytes, 0 or more.
+
+    >>> parse_byte_count("16384"), parse_byte_count(-1)
+    (Parsed(value=16384, rejected=()), Parsed(value=None, rejected=('-1',)))
+    """
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise TypeError("expected a whole number of bytes")
+    text = str(value).strip()
+    if text.isascii() and text.isdigit():
+        return Parsed(int(text), ())
+    return Parsed(None, (repr(value),))
+
+
+def parse_callable(value: Any) -> Parsed:
+    """A callable (keyword arguments only)."""
+    if not callable(value):
+        raise TypeError("expected a callable")
+    return Parsed(value, ())
+
+
+# Every status code a SERVER span may call an error: the 5xx range. A 4xx
+# is the client's error, never the server's (http-spans.md, Status).
+SERVER_ERROR_RANGE = range(500, 600)
+
+
+def parse_statuses(value: Any) -> Parsed:
+    """Status codes that make a SERVER span an error: codes and ranges, ``!`` to leave some out.
+
+    Narrowing only: what is outside 500-599 is named and ignored. With only
+    exclusions, they are taken out of the whole 5xx range.
+
+    >>> parsed = parse_statuses("500-599,!501,!505")
+    >>> (501 in parsed.value, 502 in parsed.value, len(parsed.value))
+    (False, True, 98)
+    >>> sorted(parse_statuses("!500-598").value), parse_statuses("404,5xx").rejected
+    ([599], ("'404'", "'5xx'"))
+    """
+    included: set[int] = set()
+    excluded: set[int] = set()
+    rejected: list[str] = []
+    for item in list_items(value):
+        codes = _status_range(item.removeprefix("!").strip())
+        if codes is None:
+            rejected.append(repr(item))
+        else:
+            (excluded if item.startswith("!") else included).update(codes)
+    if not included and (excluded or not rejected):
+        included.update(SERVER_ERROR_RANGE)
+    return Parsed(frozenset(included - excluded) if included or excluded else None, tuple(rejected))
+
+
+def _status_range(text: str) -> Optional[range]:
+    """``503`` or ``500-504`` as a range of 5xx codes, or None.
+
+    >>> _status_range("500-504"), _status_range("503"), _status_range("499-500")
+    (range(500, 505), range(503, 504), None)
+    """
+    low, dash, high = text.partition("-")
+    if not (low.isascii() and low.isdigit() and (not dash or (high.isascii() and high.isdigit()))):
+        return None
+    first, last = int(low), int(high) if dash else int(low)
+    if first > last or first not in SERVER_ERROR_RANGE or last not in SERVER_ERROR_RANGE:
+        return None
+    return range(first, last + 1)
 
 
 def parse_trusted_proxies(value: Any) -> Parsed:
@@ -354,6 +444,45 @@ PUBLIC_ENDPOINT = Option(
     False,
     f"true, false, {UNTRUSTED}, or (keyword only) a callable",
 )
+BODY_CAPTURE_LIMIT = Option(
+    "body_capture_limit",
+    ("OTEL_PYTHON_INTERNALHTTP_BODY_CAPTURE_LIMIT",),
+    parse_byte_count,
+    DEFAULT_BODY_CAPTURE_LIMIT_KIB * 1024,
+    "a whole number of bytes, 0 or more",
+)
+SENSITIVE_PATH_PARAMETERS = Option(
+    "sensitive_path_parameters",
+    ("OTEL_PYTHON_INTERNALHTTP_SENSITIVE_PATH_PARAMETERS",),
+    parse_names,
+    (),
+    "path parameter names",
+)
+SENSITIVE_PATH_PARAMETERS_REPLACE = Option(
+    "sensitive_path_parameters_replace",
+    ("OTEL_PYTHON_INTERNALHTTP_SENSITIVE_PATH_PARAMETERS_REPLACE",),
+    parse_names,
+    None,
+    "path parameter names",
+)
+SERVER_TIMING = Option(
+    "server_timing", ("OTEL_PYTHON_INTERNALHTTP_SERVER_TIMING",), parse_boolean, False, "true, false"
+)
+EXCLUDE = Option("exclude", (), parse_callable, None, "a callable given the request view")
+EXCLUDED_METHODS = Option(
+    "excluded_methods",
+    ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_METHODS",),
+    parse_methods,
+    (),
+    "HTTP method tokens, case-sensitive",
+)
+SERVER_ERROR_STATUSES = Option(
+    "server_error_statuses",
+    ("OTEL_PYTHON_INTERNALHTTP_SERVER_ERROR_STATUSES",),
+    parse_statuses,
+    frozenset(SERVER_ERROR_RANGE),
+    "status codes and ranges within 500-599, each may start with ! to leave it out",
+)
 OPTIONS = (
     EXCLUDED_URLS,
     CAPTURED_REQUEST_HEADERS,
@@ -366,4 +495,11 @@ OPTIONS = (
     TRUSTED_PROXIES,
     FORWARDED_HEADERS,
     PUBLIC_ENDPOINT,
+    BODY_CAPTURE_LIMIT,
+    SENSITIVE_PATH_PARAMETERS,
+    SENSITIVE_PATH_PARAMETERS_REPLACE,
+    SERVER_TIMING,
+    EXCLUDE,
+    EXCLUDED_METHODS,
+    SERVER_ERROR_STATUSES,
 )
