@@ -1,0 +1,571 @@
+"""Behind a real nginx: what a request records is the truth, whatever the client claims.
+
+Every party has its own loopback address (tests/nginx_testing.py): the
+client connects from 127.0.0.2, nginx listens on 127.0.0.3 and reaches the
+application from 127.0.0.4, the application listens on 127.0.0.5. Only
+127.0.0.4 is a trusted proxy, so each test knows which address, host, port,
+scheme, path and route is true, and checks every one of them on the span
+and on the duration metric, in the old and in the stable conventions.
+
+The nginx configurations are the README's recipes ("Behind a reverse
+proxy"); a recipe that stops working here is a README that stopped being true.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Optional
+
+import internalhttp
+import internalhttp.server
+import pytest
+from nginx_testing import APP, CLIENT, PROXY, PROXY_OUT, Certificate, Nginx, Response, get, make_certificate
+from nginx_testing import running_nginx as _running_nginx
+from opentelemetry import baggage
+from opentelemetry.instrumentation.propagators import (
+    TraceResponsePropagator,
+    get_global_response_propagator,
+    set_global_response_propagator,
+)
+from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.trace import SpanKind
+from otel_testing import OLD_AND_STABLE, OLD_MODE, PARENT_ID, TRACE_ID, one_server_span, point_attributes
+
+from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
+
+HOST = "shop.example"  # the name the client addresses nginx by
+OPT_IN = "client.port,network.local.address,network.local.port,network.transport,server.address,server.port"
+NEW_DURATION = "http.server.request.duration"
+OLD_DURATION = "http.server.duration"
+
+# -- what is true, and what a mode records of it ----------------------------------
+
+
+class AnyPortBut:
+    """A port the test cannot know (nginx's outgoing one), that must not be any port it knows."""
+
+    def __init__(self, *known: int) -> None:
+        self.known = set(known)
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, int) and 0 < other < 65536 and other not in self.known
+
+    def __repr__(self) -> str:
+        return f"<a port other than {sorted(self.known)}>"
+
+
+class OneOf:
+    """Either of the values a rule allows (e.g. a unix socket's path, or nothing)."""
+
+    def __init__(self, *allowed: object) -> None:
+        self.allowed = allowed
+
+    def __eq__(self, other: object) -> bool:
+        return other in self.allowed
+
+    def __repr__(self) -> str:
+        return f"<one of {self.allowed!r}>"
+
+
+@dataclass(frozen=True)
+class Truth:
+    """One request as it really happened; None for what nobody can know."""
+
+    client: Optional[str]  # the original client's address
+    client_port: Optional[int]  # its port, known only when it connected directly
+    peer: Optional[str]  # the address the application's socket was connected from
+    peer_port: Any
+    host: str  # the host and port the client addressed
+    port: int
+    claimed_host: str  # old http.host: the host as the trusted party wrote it
+    scheme: str
+    path: str
+    query: Optional[str]
+    route: str
+    local: Any  # the application's own end of the connection
+    local_port: Optional[int]
+    transport: str = "tcp"
+    protocol: str = "1.0"  # nginx speaks HTTP/1.0 to the application by default
+
+    @property
+    def span_name(self) -> str:
+        return f"GET {self.route}"
+
+    def span(self, mode: str) -> dict[str, Any]:
+        local = {
+            "network.local.address": self.local,
+            "network.local.port": self.local_port,
+            "network.transport": self.transport,
+        }
+        if mode == OLD_MODE:
+            return {
+                "http.client_ip": self.client,
+                "net.peer.ip": self.peer,
+                "net.peer.port": self.peer_port,
+                "http.host": self.claimed_host,
+                "net.host.name": self.host,
+                "net.host.port": self.port,
+                "http.scheme": self.scheme,
+                "http.target": f"{self.path}?{self.query}" if self.query else self.path,
+                "http.route": self.route,
+                "http.flavor": self.protocol,
+                **local,
+            }
+        return {
+            "client.address": self.client,
+            "client.port": self.client_port,
+            "network.peer.address": self.peer,
+            "network.peer.port": self.peer_port,
+            "server.address": self.host,
+            "server.port": self.port,
+            "url.scheme": self.scheme,
+            "url.path": self.path,
+            "url.query": self.query,
+            "http.route": self.route,
+            "network.protocol.version": self.protocol,
+            **local,
+        }
+
+    def duration(self, mode: str) -> dict[str, Any]:
+        if mode == OLD_MODE:
+            return {
+                "http.method": "GET",
+                "http.scheme": self.scheme,
+                "http.status_code": 200,
+                "http.flavor": self.protocol,
+                "http.route": self.route,
+            }
+        local = {"server.address": self.local, "server.port": self.local_port}
+        return {
+            "http.request.method": "GET",
+            "url.scheme": self.scheme,
+            "http.route": self.route,
+            "http.response.status_code": 200,
+            "network.protocol.version": self.protocol,
+            **{key: value for key, value in local.items() if value is not None},
+        }
+
+
+def recorded(attributes: Any, expected: dict[str, Any]) -> dict[str, Any]:
+    """The recorded values of the keys the truth speaks about (None: not recorded)."""
+    return {key: attributes.get(key) for key in expected}
+
+
+def assert_recorded(
+    truth: Truth, mode: str, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
+) -> None:
+    span = one_server_span(span_exporter)
+    expected_span = truth.span(mode)
+    assert expected_span == recorded(span.attributes, expected_span)
+    assert span.name == truth.span_name
+    assert span.kind is SpanKind.SERVER
+    duration = OLD_DURATION if mode == OLD_MODE else NEW_DURATION
+    assert [truth.duration(mode)] == point_attributes(metric_reader, duration)
+
+
+# -- the application and the proxy -------------------------------------------------
+
+
+@dataclass
+class App:
+    port: int
+    seen_baggage: list[dict[str, object]]
+
+
+@pytest.fixture
+def serve_app(providers: dict[str, Any]) -> Iterator[Callable[..., App]]:
+    """Start the instrumented application on APP, trusting PROXY_OUT only, with extra settings."""
+    with contextlib.ExitStack() as stack:
+
+        def start(**settings: Any) -> App:
+            server = internalhttp.server.InternalHTTPServer("shop")
+            seen_baggage: list[dict[str, object]] = []
+
+            def get_user(headers: Any, body: Any, user_id: str) -> dict[str, Any]:
+                seen_baggage.append(dict(baggage.get_all()))
+                return {"status": 200, "body": {"id": user_id}}
+
+            server.add_route("/users/<user_id>", get_user)
+            options = {"trusted_proxies": PROXY_OUT, "opt_in": OPT_IN, **providers, **settings}
+            InternalHTTPInstrumentor.instrument_app(server, **options)
+            stack.callback(InternalHTTPInstrumentor.uninstrument_app, server)
+            running = stack.enter_context(internalhttp.serve(server, host=APP, port=0))
+            return App(running.port, seen_baggage)
+
+        yield start
+
+
+@pytest.fixture
+def proxy(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
+    """Start nginx with a server block (formatted with the application's ``app`` address)."""
+    with contextlib.ExitStack() as stack:
+
+        def start(server: str, http: str = "", ssl: bool = False) -> Nginx:
+            return stack.enter_context(_running_nginx(tmp_path, server, http, ssl))
+
+        yield start
+
+
+@pytest.fixture(scope="module")
+def certificate(tmp_path_factory: pytest.TempPathFactory) -> Certificate:
+    return make_certificate(tmp_path_factory.mktemp("tls"), HOST)
+
+
+def client_tls(certificate: Certificate) -> ssl.SSLContext:
+    # The client checks nginx's certificate against itself: it is its own CA.
+    return ssl.create_default_context(cafile=str(certificate.cert))
+
+
+def honest_headers(nginx: Nginx) -> dict[str, str]:
+    return {"Host": f"{HOST}:{nginx.port}"}
+
+
+def through(nginx: Nginx, extra: Optional[dict[str, str]] = None, **options: Any) -> Response:
+    response = get(nginx.port, "/users/42?lang=en", {**honest_headers(nginx), **(extra or {})}, **options)
+    assert response.status == 200, response
+    return response
+
+
+# The README's recipe for X-Forwarded-*: nginx sets every header it is
+# responsible for (a client's own values are replaced), appends the peer to
+# X-Forwarded-For, and strips the X-Forwarded-Prefix it does not write.
+X_FORWARDED = """
+        proxy_set_header Host $host;
+        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
+        proxy_set_header X-Forwarded-Proto $scheme;
+        proxy_set_header X-Forwarded-Host $host;
+        proxy_set_header X-Forwarded-Port $server_port;
+        proxy_set_header X-Forwarded-Prefix "";
+"""
+
+
+def x_forwarded_site(app: App, tls: Optional[Certificate] = None) -> str:
+    certificate = f"ssl_certificate {tls.cert};\n        ssl_certificate_key {tls.key};" if tls else ""
+    return f"""
+        {certificate}
+        location / {{
+            proxy_pass http://{APP}:{app.port};
+{X_FORWARDED}
+        }}
+"""
+
+
+def proxied_truth(nginx: Nginx, app: App, response: Response, **changes: Any) -> Truth:
+    """A request from CLIENT through nginx, addressed to HOST on nginx's port, forwarded honestly."""
+    truth = Truth(
+        client=CLIENT,
+        client_port=None,  # behind a proxy the client's port is not known
+        peer=PROXY_OUT,
+        peer_port=AnyPortBut(response.client_port, nginx.port, app.port),
+        host=HOST,
+        port=nginx.port,
+        claimed_host=HOST,
+        scheme="http",
+        path="/users/42",
+        query="lang=en",
+        route="/users/<user_id>",
+        local=APP,
+        local_port=app.port,
+    )
+    return replace(truth, **changes)
+
+
+# -- X-Forwarded-* (the default family) ---------------------------------------------
+
+FORGED_BY_THE_CLIENT = {
+    "nothing": {},
+    "x-forwarded-for": {"X-Forwarded-For": "1.2.3.4"},
+    "forwarded": {"Forwarded": "for=6.6.6.6;proto=https;host=evil.example"},
+    "x-forwarded-host": {"X-Forwarded-Host": "evil.example"},
+    "x-forwarded-proto-and-port": {"X-Forwarded-Proto": "https", "X-Forwarded-Port": "443"},
+    "x-forwarded-prefix": {"X-Forwarded-Prefix": "/evil"},
+}
+
+
+@OLD_AND_STABLE
+@pytest.mark.parametrize("forged", list(FORGED_BY_THE_CLIENT))
+def test_behind_nginx_with_x_forwarded_headers_the_request_is_recorded_as_it_happened(
+    forged: str,
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app()
+    nginx = proxy(x_forwarded_site(app))
+
+    response = through(nginx, FORGED_BY_THE_CLIENT[forged])
+
+    assert_recorded(proxied_truth(nginx, app, response), semconv_mode, span_exporter, metric_reader)
+
+
+@OLD_AND_STABLE
+def test_a_client_connecting_directly_is_believed_nothing_it_claims(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(forwarded_headers="both")
+    claims = {
+        "Host": f"{HOST}:{app.port}",
+        "X-Forwarded-For": "1.2.3.4",
+        "X-Forwarded-Proto": "https",
+        "X-Forwarded-Host": "evil.example",
+        "X-Forwarded-Port": "443",
+        "X-Forwarded-Prefix": "/evil",
+        "Forwarded": "for=6.6.6.6;proto=https;host=evil.example",
+    }
+
+    response = get(app.port, "/users/42?lang=en", claims, host=APP)
+
+    assert response.status == 200
+    truth = Truth(
+        client=CLIENT,
+        client_port=response.client_port,
+        peer=CLIENT,
+        peer_port=response.client_port,
+        host=HOST,  # the Host header: what the client addressed, on the span only
+        port=app.port,
+        claimed_host=f"{HOST}:{app.port}",
+        scheme="http",
+        path="/users/42",
+        query="lang=en",
+        route="/users/<user_id>",
+        local=APP,
+        local_port=app.port,
+        protocol="1.1",
+    )
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
+
+
+# -- Forwarded (RFC 7239), forwarded_headers="forwarded" ------------------------------
+
+# The README's recipes for Forwarded, in the http block: the element nginx
+# writes, and what comes before it. $remote_addr is quoted and bracketed when
+# it is IPv6. Only a host name or an IP literal becomes host=: nginx lets
+# quotes, semicolons and commas through in Host, which would let a client
+# write a `for=` of its own into nginx's element. A client's Forwarded is kept
+# (and nginx's element appended) only when it is well-formed: an open quote
+# would swallow nginx's element.
+FORWARDED_MAPS = r"""
+    map $remote_addr $forwarded_for {
+        ~^[0-9.]+$ "for=$remote_addr";
+        ~^[0-9a-fA-F:.]+$ "for=\"[$remote_addr]\"";
+        default "for=unknown";
+    }
+    map $host $forwarded_host {
+        "~^(\[[0-9a-f:.]+\]|[-.a-z0-9]+)$" ";host=\"$host:$server_port\"";
+        default "";
+    }
+    map $http_forwarded $forwarded_before {
+        '~^[-!#$%&*+.^_`|~0-9A-Za-z]+=([-!#$%&*+.^_`|~0-9A-Za-z]+|"[^"]*")(;[-!#$%&*+.^_`|~0-9A-Za-z]+=([-!#$%&*+.^_`|~0-9A-Za-z]+|"[^"]*"))*( *, *[-!#$%&*+.^_`|~0-9A-Za-z]+=([-!#$%&*+.^_`|~0-9A-Za-z]+|"[^"]*")(;[-!#$%&*+.^_`|~0-9A-Za-z]+=([-!#$%&*+.^_`|~0-9A-Za-z]+|"[^"]*"))*)*$' "$http_forwarded, ";
+        default "";
+    }
+"""
+# nginx replaces whatever Forwarded the client sent with its own element ...
+FORWARDED_WRITTEN = r"""
+        proxy_set_header Forwarded "$forwarded_for;proto=$scheme$forwarded_host";
+"""
+# ... or appends its element, so that a chain of proxies keeps every hop.
+FORWARDED_APPENDED = r"""
+        proxy_set_header Forwarded "$forwarded_before$forwarded_for;proto=$scheme$forwarded_host";
+"""
+FORWARDED_RECIPES = {"written": FORWARDED_WRITTEN, "appended": FORWARDED_APPENDED}
+
+
+def forwarded_site(app: App, recipe: str, tls: Optional[Certificate] = None) -> str:
+    certificate = f"ssl_certificate {tls.cert};\n        ssl_certificate_key {tls.key};" if tls else ""
+    return f"""
+        {certificate}
+        location / {{
+            proxy_pass http://{APP}:{app.port};
+            proxy_set_header Host $host;
+{recipe}
+        }}
+"""
+
+
+FORGED_ELEMENTS = {
+    "nothing": {},
+    "forwarded-element": {"Forwarded": "for=6.6.6.6;proto=https;host=evil.example"},
+    "two-forwarded-elements": {
+        "Forwarded": 'for=6.6.6.6;proto=https, for="[2001:db8::6]:66";host=evil.example'
+    },
+    "ill-formed-forwarded": {"Forwarded": 'for="6.6.6.6'},
+    "x-forwarded-for": {"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"},
+}
+
+
+@OLD_AND_STABLE
+@pytest.mark.parametrize("forged", list(FORGED_ELEMENTS))
+@pytest.mark.parametrize("recipe", list(FORWARDED_RECIPES))
+def test_behind_nginx_with_forwarded_the_request_is_recorded_as_it_happened(
+    recipe: str,
+    forged: str,
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(forwarded_headers="forwarded")
+    nginx = proxy(forwarded_site(app, FORWARDED_RECIPES[recipe]), http=FORWARDED_MAPS)
+
+    response = through(nginx, FORGED_ELEMENTS[forged])
+
+    truth = proxied_truth(nginx, app, response, claimed_host=f"{HOST}:{nginx.port}")
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
+
+
+@OLD_AND_STABLE
+@pytest.mark.parametrize("recipe", list(FORWARDED_RECIPES))
+def test_a_host_header_cannot_write_a_forwarded_element_of_its_own(
+    recipe: str,
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(forwarded_headers="forwarded")
+    nginx = proxy(forwarded_site(app, FORWARDED_RECIPES[recipe]), http=FORWARDED_MAPS)
+
+    through(nginx, {"Host": 'evil",for=6.6.6.6;proto=https;host="evil.example'})
+
+    client, scheme = (
+        ("http.client_ip", "http.scheme") if semconv_mode == OLD_MODE else ("client.address", "url.scheme")
+    )
+    duration = OLD_DURATION if semconv_mode == OLD_MODE else NEW_DURATION
+    attributes = one_server_span(span_exporter).attributes
+    assert (attributes.get(client), attributes.get(scheme)) == (CLIENT, "http")
+    assert [point[scheme] for point in point_attributes(metric_reader, duration)] == ["http"]
+
+
+# -- TLS terminated by nginx -----------------------------------------------------------
+
+
+@OLD_AND_STABLE
+def test_tls_terminated_by_nginx_is_recorded_as_https_on_the_span_and_the_metric(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    certificate: Certificate,
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app()
+    nginx = proxy(x_forwarded_site(app, tls=certificate), ssl=True)
+
+    response = through(nginx, tls=client_tls(certificate))
+
+    assert_recorded(
+        proxied_truth(nginx, app, response, scheme="https"), semconv_mode, span_exporter, metric_reader
+    )
+
+
+@OLD_AND_STABLE
+def test_a_forged_forwarded_element_cannot_turn_a_tls_request_into_plain_http(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    certificate: Certificate,
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(forwarded_headers="forwarded")
+    site = forwarded_site(app, FORWARDED_APPENDED, tls=certificate)
+    nginx = proxy(site, http=FORWARDED_MAPS, ssl=True)
+
+    response = through(
+        nginx, {"Forwarded": "for=6.6.6.6;proto=http;host=shop.example"}, tls=client_tls(certificate)
+    )
+
+    truth = proxied_truth(nginx, app, response, scheme="https", claimed_host=f"{HOST}:{nginx.port}")
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
+
+
+# -- a path prefix ----------------------------------------------------------------------
+
+
+@OLD_AND_STABLE
+def test_a_path_prefix_from_nginx_is_part_of_the_path_the_route_and_the_span_name(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app()
+    nginx = proxy(f"""
+        location /api/ {{
+            proxy_pass http://{APP}:{app.port}/;
+{X_FORWARDED}
+            proxy_set_header X-Forwarded-Prefix /api;
+        }}
+""")
+
+    response = get(nginx.port, "/api/users/42?lang=en", honest_headers(nginx))
+
+    assert response.status == 200
+    truth = proxied_truth(nginx, app, response, path="/api/users/42", route="/api/users/<user_id>")
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
+
+
+# -- public_endpoint: the caller's trace is linked, not continued -------------------------
+
+CALLER_TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-01"
+UNSAMPLED_CALLER_TRACEPARENT = f"00-{TRACE_ID:032x}-{PARENT_ID:016x}-00"
+
+
+@pytest.fixture
+def response_propagator() -> Iterator[None]:
+    previous = get_global_response_propagator()
+    set_global_response_propagator(TraceResponsePropagator())
+    yield
+    set_global_response_propagator(previous)
+
+
+@pytest.mark.usefixtures("response_propagator")
+@OLD_AND_STABLE
+def test_a_public_endpoint_behind_nginx_starts_a_new_trace_linked_to_the_callers(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(public_endpoint=True)
+    nginx = proxy(x_forwarded_site(app))
+
+    response = through(nginx, {"traceparent": CALLER_TRACEPARENT, "baggage": "tenant=acme"})
+
+    span = one_server_span(span_exporter)
+    assert span.parent is None
+    assert span.context.trace_id != TRACE_ID
+    assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [(TRACE_ID, PARENT_ID)]
+    assert app.seen_baggage == [{}]
+    assert (
+        response.headers["traceresponse"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
+    )
+    assert_recorded(proxied_truth(nginx, app, response), semconv_mode, span_exporter, metric_reader)
+
+
+@OLD_AND_STABLE
+def test_a_public_endpoint_samples_as_for_a_root_whatever_the_callers_flags(
+    serve_app: Callable[..., App], proxy: Callable[..., Nginx], span_exporter: InMemorySpanExporter
+) -> None:
+    app = serve_app(public_endpoint=True)
+    nginx = proxy(x_forwarded_site(app))
+
+    through(nginx, {"traceparent": UNSAMPLED_CALLER_TRACEPARENT})
+
+    span = one_server_span(span_exporter)
+    assert span.context.trace_flags.sampled
+    assert [link.context.trace_id for link in span.links] == [TRACE_ID]
