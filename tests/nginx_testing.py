@@ -189,9 +189,11 @@ def make_certificate(folder: Path, host: str) -> Certificate:
     openssl = shutil.which("openssl")
     if openssl:
         subprocess.run(
-            [openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"]
-            + ["-nodes", "-days", "1", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(cert)]
-            + ["-addext", f"subjectAltName=DNS:{host},IP:{PROXY}"],
+            [
+                *(openssl, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1"),
+                *("-nodes", "-days", "1", "-subj", f"/CN={host}", "-keyout", str(key), "-out", str(cert)),
+                *("-addext", f"subjectAltName=DNS:{host},IP:{PROXY}"),
+            ],
             check=True,
             capture_output=True,
             timeout=TIMEOUT_S,
