@@ -14,7 +14,11 @@ proxy"); a recipe that stops working here is a README that stopped being true.
 from __future__ import annotations
 
 import contextlib
+import importlib.metadata
+import re
 import ssl
+import subprocess
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -34,7 +38,15 @@ from opentelemetry.instrumentation.propagators import (
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 from opentelemetry.trace import SpanKind
-from otel_testing import OLD_AND_STABLE, OLD_MODE, PARENT_ID, TRACE_ID, one_server_span, point_attributes
+from otel_testing import (
+    OLD_AND_STABLE,
+    OLD_MODE,
+    PARENT_ID,
+    STABLE_MODE,
+    TRACE_ID,
+    one_server_span,
+    point_attributes,
+)
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
@@ -132,6 +144,7 @@ class Truth:
         }
 
     def duration(self, mode: str) -> dict[str, Any]:
+        """The duration's attributes; the opt-in server.address/.port: the socket, never a Host."""
         if mode == OLD_MODE:
             return {
                 "http.method": "GET",
@@ -140,20 +153,25 @@ class Truth:
                 "http.flavor": self.protocol,
                 "http.route": self.route,
             }
-        local = {"server.address": self.local, "server.port": self.local_port}
         return {
             "http.request.method": "GET",
             "url.scheme": self.scheme,
             "http.route": self.route,
             "http.response.status_code": 200,
             "network.protocol.version": self.protocol,
-            **{key: value for key, value in local.items() if value is not None},
+            "server.address": self.local,
+            "server.port": self.local_port,
         }
 
 
 def recorded(attributes: Any, expected: dict[str, Any]) -> dict[str, Any]:
     """The recorded values of the keys the truth speaks about (None: not recorded)."""
     return {key: attributes.get(key) for key in expected}
+
+
+def matches_exactly(attributes: Any, expected: dict[str, Any]) -> bool:
+    """Every key as expected (None: absent), and no key the truth does not speak about."""
+    return expected == recorded(attributes, expected) and set(attributes) <= set(expected)
 
 
 def assert_recorded(
@@ -165,7 +183,10 @@ def assert_recorded(
     assert span.name == truth.span_name
     assert span.kind is SpanKind.SERVER
     duration = OLD_DURATION if mode == OLD_MODE else NEW_DURATION
-    assert [truth.duration(mode)] == point_attributes(metric_reader, duration)
+    points = point_attributes(metric_reader, duration)
+    assert len(points) == 1, points
+    assert truth.duration(mode) == recorded(points[0], truth.duration(mode))
+    assert set(points[0]) <= set(truth.duration(mode)), points[0]
 
 
 # -- the application and the proxy -------------------------------------------------
@@ -576,3 +597,191 @@ def test_a_public_endpoint_samples_as_for_a_root_whatever_the_callers_flags(
     span = one_server_span(span_exporter)
     assert span.context.trace_flags.sampled
     assert [link.context.trace_id for link in span.links] == [TRACE_ID]
+
+
+# -- gunicorn: SCRIPT_NAME, a unix socket behind nginx, a wildcard bind ----------------------
+#
+# The shop's backend (examples/shop/backend.py, GET /items/<item_id>) under
+# `opentelemetry-instrument gunicorn`, mounted at /api (SCRIPT_NAME), bound
+# both to a unix socket that nginx proxies to (gunicorn's documented nginx
+# set-up) and to 0.0.0.0, which a client reaches directly on 127.0.0.6: the
+# one address only the accepted socket knows. Its spans and metrics come
+# back over OTLP once gunicorn is stopped.
+
+WILDCARD_REACHED_AT = "127.0.0.6"
+GUNICORN_TIMEOUT_S = 15.0
+
+
+@dataclass
+class GunicornRun:
+    mode: str
+    socket_path: str
+    nginx_port: int
+    tcp_port: int
+    via_unix_socket: Response
+    direct: Response
+    spans: list[Any]  # otlp_tree.Span
+    durations: list[dict[str, Any]]
+
+    def span(self, path: str) -> Any:
+        key = "http.target" if self.mode == OLD_MODE else "url.path"
+        found = [span for span in self.spans if str(span.attributes.get(key, "")).startswith(path)]
+        assert len(found) == 1, [span.attributes for span in self.spans]
+        return found[0]
+
+
+def _wait_for_log(log: Path, pattern: str, process: Any) -> str:
+    deadline = time.monotonic() + GUNICORN_TIMEOUT_S
+    while time.monotonic() < deadline and process.poll() is None:
+        found = re.search(pattern, log.read_text(errors="replace"))
+        if found:
+            return found.group(1)
+        time.sleep(0.05)
+    raise AssertionError(f"gunicorn did not log {pattern!r}:\n{log.read_text(errors='replace')}")
+
+
+def _gunicorn_site(socket_path: str) -> tuple[str, str]:
+    upstream = f"    upstream gunicorn {{ server unix:{socket_path}; }}\n"
+    server = f"""
+        location / {{
+            proxy_pass http://gunicorn;
+            proxy_bind off;  # a unix socket has no address of ours to bind
+{X_FORWARDED}
+        }}
+"""
+    return upstream, server
+
+
+@pytest.fixture(scope="module", params=[OLD_MODE, STABLE_MODE], ids=["old", "stable"])
+def gunicorn_run(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[GunicornRun]:
+    pytest.importorskip("gunicorn", reason="gunicorn is not installed (the tox 'tests' env installs it)")
+    from launch import BIN_DIR, EXAMPLES_DIR, OPENTELEMETRY_INSTRUMENT, otel_environment, stop_process
+    from otlp_tree import Receiver
+
+    mode = request.param
+    folder = tmp_path_factory.mktemp("gunicorn")
+    socket_path = str(folder / "app.sock")
+    log = folder / "gunicorn.log"
+    command = [
+        OPENTELEMETRY_INSTRUMENT,
+        str(BIN_DIR / "gunicorn"),
+        "-c",
+        str(EXAMPLES_DIR / "gunicorn.conf.py"),
+    ]
+    command += ["-w", "1", "-b", f"unix:{socket_path}", "-b", "0.0.0.0:0", "shop.backend:wsgi_app"]
+    upstream, site = _gunicorn_site(socket_path)
+    with Receiver() as receiver, open(log, "wb") as log_file:
+        env = otel_environment(
+            "backend",
+            receiver.endpoint,
+            OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES=PROXY_OUT,
+            OTEL_PYTHON_INTERNALHTTP_OPT_IN=OPT_IN,
+            OTEL_SEMCONV_STABILITY_OPT_IN=mode,
+            SCRIPT_NAME="/api",
+        )
+        process = subprocess.Popen(
+            command, env=env, cwd=EXAMPLES_DIR, stdout=log_file, stderr=subprocess.STDOUT
+        )
+        try:
+            tcp_port = int(_wait_for_log(log, r"Listening at: \S*http://0\.0\.0\.0:(\d+)", process))
+            _wait_for_log(log, r"Booting worker with pid: (\d+)", process)
+            with _running_nginx(folder, site, upstream) as nginx:
+                via_unix_socket = get(nginx.port, "/api/items/42?lang=en", {"Host": f"{HOST}:{nginx.port}"})
+            direct = get(
+                tcp_port, "/api/items/7?lang=en", {"Host": f"{HOST}:{tcp_port}"}, host=WILDCARD_REACHED_AT
+            )
+        finally:
+            stop_process(process)  # SIGTERM: the worker exits normally and the SDK flushes
+        duration = OLD_DURATION if mode == OLD_MODE else NEW_DURATION
+        receiver.wait_until(lambda r: len(r.spans(kind="SERVER")) >= 2, timeout=GUNICORN_TIMEOUT_S)
+        yield GunicornRun(
+            mode,
+            socket_path,
+            nginx.port,
+            tcp_port,
+            via_unix_socket,
+            direct,
+            receiver.spans(kind="SERVER"),
+            [dict(point.attributes) for point in receiver.latest_histogram_points(duration)],
+        )
+
+
+def _sdk_forks() -> bool:
+    version = importlib.metadata.version("opentelemetry-sdk").split(".")[:2]
+    return tuple(int(part) for part in version) >= (1, 44)
+
+
+# As in test_gunicorn.py: before SDK 1.44 a forked worker exports nothing of its own.
+needs_forking_sdk = pytest.mark.skipif(
+    not _sdk_forks(), reason="before opentelemetry-sdk 1.44 workers do not export"
+)
+
+
+def unix_socket_truth(run: GunicornRun) -> Truth:
+    return Truth(
+        client=CLIENT,
+        client_port=None,
+        peer=None,  # a unix socket's peer has no address
+        peer_port=None,
+        host=HOST,
+        port=run.nginx_port,
+        claimed_host=HOST,
+        scheme="http",
+        path="/api/items/42",
+        query="lang=en",
+        route="/api/items/<item_id>",
+        local=OneOf(run.socket_path, None),  # the socket's path, or nothing: never the client's Host
+        local_port=None,
+        transport="unix",
+    )
+
+
+def wildcard_truth(run: GunicornRun) -> Truth:
+    return Truth(
+        client=CLIENT,
+        client_port=run.direct.client_port,
+        peer=CLIENT,
+        peer_port=run.direct.client_port,
+        host=HOST,
+        port=run.tcp_port,
+        claimed_host=f"{HOST}:{run.tcp_port}",
+        scheme="http",
+        path="/api/items/7",
+        query="lang=en",
+        route="/api/items/<item_id>",
+        local=WILDCARD_REACHED_AT,  # the accepted socket, not the 0.0.0.0 it was bound to
+        local_port=run.tcp_port,
+        protocol="1.1",
+    )
+
+
+@needs_forking_sdk
+def test_gunicorn_on_a_unix_socket_behind_nginx_records_the_root_the_transport_and_no_client_host(
+    gunicorn_run: GunicornRun,
+) -> None:
+    truth = unix_socket_truth(gunicorn_run)
+    span = gunicorn_run.span("/api/items/42")
+
+    assert gunicorn_run.via_unix_socket.status == 200
+    assert truth.span(gunicorn_run.mode) == recorded(span.attributes, truth.span(gunicorn_run.mode))
+    assert span.name == "GET /api/items/<item_id>"
+    assert [
+        point for point in gunicorn_run.durations if matches_exactly(point, truth.duration(gunicorn_run.mode))
+    ]
+
+
+@needs_forking_sdk
+def test_gunicorn_bound_to_the_wildcard_address_records_the_address_the_client_reached(
+    gunicorn_run: GunicornRun,
+) -> None:
+    truth = wildcard_truth(gunicorn_run)
+    span = gunicorn_run.span("/api/items/7")
+
+    assert gunicorn_run.direct.status == 200
+    assert truth.span(gunicorn_run.mode) == recorded(span.attributes, truth.span(gunicorn_run.mode))
+    assert span.name == "GET /api/items/<item_id>"
+    assert [
+        point for point in gunicorn_run.durations if matches_exactly(point, truth.duration(gunicorn_run.mode))
+    ]
