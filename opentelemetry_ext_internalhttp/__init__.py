@@ -310,6 +310,9 @@ class InstrumentOptions(TypedDict, total=False):
     sensitive_query_parameters: Optional[Union[str, list[str]]]
     opt_in: Optional[Union[str, list[str]]]
     logger_provider: Optional[LoggerProvider]
+    trusted_proxies: Optional[Union[str, list[str]]]
+    forwarded_headers: Optional[str]
+    public_endpoint: Optional[Union[bool, str, Callable[[RequestView], bool]]]
 
 
 # What BaseInstrumentor.instrument() itself takes, beside our options.
@@ -330,6 +333,9 @@ def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
         known_methods=options.get("known_methods"),
         sensitive_query_parameters=options.get("sensitive_query_parameters"),
         opt_in=options.get("opt_in"),
+        trusted_proxies=options.get("trusted_proxies"),
+        forwarded_headers=options.get("forwarded_headers"),
+        public_endpoint=options.get("public_endpoint"),
     )
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,

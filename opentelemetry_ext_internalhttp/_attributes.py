@@ -7,11 +7,12 @@ raise on client input: a value that cannot be read is left out.
 The keys each semantic-convention mode writes are worked out once per
 configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
 
->>> keys = AttributeKeys.for_mode(old=False, new=True)
+>>> keys = AttributeKeys.for_mode(old=True, new=True)
 >>> attributes = {}
->>> add_server(attributes, keys, "shop.example:8443", "https", None)
+>>> add_server(attributes, keys, "shop.example:8443", ("shop.example", 8443))
 >>> attributes
-{'server.address': 'shop.example', 'server.port': 8443}
+{'http.host': 'shop.example:8443', 'net.host.name': 'shop.example', 'server.address': 'shop.example', \
+'net.host.port': 8443, 'server.port': 8443}
 """
 
 from __future__ import annotations
@@ -140,82 +141,6 @@ def split_host(host: str) -> tuple[str, Optional[int]]:
     return address, parse_port(port_text)
 
 
-def forwarded_param(forwarded: str, param: str) -> Optional[str]:
-    """``param`` of the first element of a ``Forwarded`` header (RFC 7239).
-
-    >>> forwarded_param('for="[2001:db8::1]:4711";proto=https, for=198.51.100.7', "proto")
-    'https'
-    """
-    first_element = forwarded.split(",", 1)[0]
-    for pair in first_element.split(";"):
-        name, equals, value = pair.strip().partition("=")
-        if equals and name.lower() == param:
-            return value.strip().strip('"') or None
-    return None
-
-
-def forwarded_client(headers: Mapping[str, str]) -> Optional[str]:
-    """The original client's address as the first proxy reported it, if one did.
-
-    >>> forwarded_client({"forwarded": "for=192.0.2.60:4711;proto=http"})
-    '192.0.2.60'
-    >>> forwarded_client({"x-forwarded-for": "203.0.113.9, 10.0.0.1"})
-    '203.0.113.9'
-    """
-    forwarded = headers.get("forwarded")
-    if forwarded:
-        client = forwarded_param(forwarded, "for")
-        if client:
-            # A node may carry a port, IPv4 too (RFC 7239, section 6).
-            return split_host(client)[0] or None
-    x_forwarded_for = headers.get("x-forwarded-for")
-    if x_forwarded_for:
-        return x_forwarded_for.split(",", 1)[0].strip() or None
-    return None
-
-
-def request_scheme(headers: Mapping[str, str], connection_scheme: Optional[str]) -> str:
-    """``url.scheme``: a proxy's claim when it is ``http`` or ``https``, else the connection's.
-
-    ``url.scheme`` is a metric attribute, so a client's header is believed
-    only for the two values a server can really be reached with.
-
-    >>> request_scheme({"x-forwarded-proto": "HTTPS"}, "http")
-    'https'
-    >>> request_scheme({"x-forwarded-proto": "gopher"}, "http")
-    'http'
-    """
-    forwarded = headers.get("forwarded")
-    claimed = (forwarded and forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
-    scheme = (claimed or "").split(",", 1)[0].strip().lower()
-    if scheme in DEFAULT_PORTS:
-        return scheme
-    return connection_scheme if connection_scheme in DEFAULT_PORTS else "http"
-
-
-def claimed_host(target: str, headers: Mapping[str, str]) -> Optional[str]:
-    """The host the client addressed: an absolute-form target's, a proxy's, or ``Host``.
-
-    >>> claimed_host("http://shop.example:8080/p", {"host": "other"})
-    'shop.example:8080'
-    >>> claimed_host("/p", {"x-forwarded-host": "public.example", "host": "10.0.0.5"})
-    'public.example'
-    """
-    if not target.startswith("/") and "://" in target[:8]:
-        authority = target.partition("://")[2]
-        for separator in "/?#":
-            authority = authority.partition(separator)[0]
-        if authority:
-            return authority.rpartition("@")[2]
-    forwarded = headers.get("forwarded")
-    return (
-        (forwarded and forwarded_param(forwarded, "host"))
-        or headers.get("x-forwarded-host")
-        or headers.get(":authority")
-        or headers.get("host")
-    )
-
-
 def add_url(
     attributes: dict[str, Any], keys: AttributeKeys, path: str, query: Optional[str], redacted: Iterable[str]
 ) -> None:
@@ -242,28 +167,20 @@ def add_server(
     attributes: dict[str, Any],
     keys: AttributeKeys,
     host: Optional[str],
-    scheme: str,
-    connection: Any,
+    server: tuple[Optional[str], Optional[int]],
 ) -> None:
     """The server the client addressed (span only: the host is the client's to choose).
 
-    With no host claimed, the connection's local address stands in.
+    ``host`` is the host as claimed (the old ``http.host``); ``server`` its
+    address and port (``server.address``/``server.port``, ``net.host.*``).
     """
-    address: Any
-    port: Any
-    if host:
-        address, port = split_host(host)
-        if keys.old:
-            attributes[HTTP_HOST] = host
-        if port is None:
-            port = DEFAULT_PORTS.get(scheme)
-    else:
-        address = getattr(connection, "server_address", None)
-        port = getattr(connection, "server_port", None)
+    if host and keys.old:
+        attributes[HTTP_HOST] = host
+    address, port = server
     if address:
         for key in keys.host_name:
             attributes[key] = address
-    if isinstance(port, int) and port:
+    if port:
         for key in keys.host_port:
             attributes[key] = port
 
@@ -271,32 +188,34 @@ def add_server(
 def add_client(
     attributes: dict[str, Any],
     keys: AttributeKeys,
-    headers: Mapping[str, str],
+    client: Optional[str],
+    forwarded: bool,
     connection: Any,
     client_port: bool,
 ) -> None:
-    """The client: the socket's peer, and the original client behind proxies.
+    """The client: the socket's peer, and the original client behind trusted proxies.
 
-    ``client.port`` is opt-in in the stable conventions; ``client_port``
-    says whether to record it.
+    ``client`` is the original client (the peer itself when ``forwarded`` is
+    false; None when a proxy could not tell). ``client.port`` is opt-in in the
+    stable conventions; ``client_port`` says whether to record it, and it is
+    known only for a client that talks to us directly.
 
-    >>> attributes = {}
+    >>> attributes, stable = {}, AttributeKeys.for_mode(False, True)
     >>> peer = type("C", (), {"client_address": "10.0.0.1", "client_port": 5000})()
-    >>> add_client(attributes, AttributeKeys.for_mode(False, True), {}, peer, client_port=False)
+    >>> add_client(attributes, stable, "203.0.113.9", True, peer, client_port=True)
     >>> attributes
-    {'client.address': '10.0.0.1', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
+    {'client.address': '203.0.113.9', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
     """
     peer_address = getattr(connection, "client_address", None)
     peer_port = getattr(connection, "client_port", None)
-    original = forwarded_client(headers)
     if keys.old:
-        _add_old_client(attributes, peer_address, peer_port, original)
+        _add_old_client(attributes, peer_address, peer_port, client if forwarded else None)
     if keys.new:
         # client.address is the original client behind any proxies;
         # network.peer.* is the socket the request actually came from.
-        if original or peer_address:
-            attributes[CLIENT_ADDRESS] = original or peer_address
-        if client_port and peer_port and not original:
+        if client:
+            attributes[CLIENT_ADDRESS] = client
+        if client_port and peer_port and not forwarded:
             attributes[CLIENT_PORT] = peer_port
         if peer_address:
             attributes[NETWORK_PEER_ADDRESS] = peer_address

@@ -14,7 +14,7 @@ import logging
 import os
 import re
 from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Optional, TypeVar
+from typing import Any, NamedTuple, Optional, TypeVar, Union, cast
 
 from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
@@ -26,6 +26,13 @@ from opentelemetry.util.http import (
 )
 
 from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PARAMS
+from opentelemetry_ext_internalhttp._proxies import (
+    DEFAULT_TRUSTED_PROXIES,
+    FORWARDED_HEADER_FAMILIES,
+    X_FORWARDED,
+    ProxyRules,
+    TrustedProxies,
+)
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
 
@@ -57,6 +64,14 @@ OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
 KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"
 SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS"
 EXCEPTION_SIGNAL_VARIABLE = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"
+TRUSTED_PROXIES_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES"
+FORWARDED_HEADERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_FORWARDED_HEADERS"
+PUBLIC_ENDPOINT_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_PUBLIC_ENDPOINT"
+# public_endpoint's third value: public when the peer is not a trusted proxy.
+UNTRUSTED = "untrusted"
+# Whether a request is public (its caller's trace context only linked):
+# always, never, when its peer is untrusted, or as a function of the request.
+PublicEndpoint = Union[bool, str, Callable[[Any], bool]]
 
 
 class Settings(NamedTuple):
@@ -73,6 +88,9 @@ class Settings(NamedTuple):
     # Where a handler's exception is recorded: a span event, a log event, or both.
     exception_span_events: bool
     exception_logs: bool
+    # Whose forwarding headers are believed, and which family they write.
+    proxies: ProxyRules
+    public_endpoint: PublicEndpoint
 
 
 def split_list(text: str) -> tuple[str, ...]:
@@ -170,6 +188,9 @@ def read_settings(
     known_methods: Any = None,
     sensitive_query_parameters: Any = None,
     opt_in: Any = None,
+    trusted_proxies: Any = None,
+    forwarded_headers: Any = None,
+    public_endpoint: Any = None,
 ) -> Settings:
     """The settings for one ``instrument*()`` call, keyword arguments first."""
     excluded = _setting("excluded_urls", excluded_urls, EXCLUDED_URLS_VARIABLES, _patterns, _NONE)
@@ -208,7 +229,71 @@ def read_settings(
         known_methods=_setting("known_methods", known_methods, (KNOWN_METHODS_VARIABLE,), _names, None),
         opt_in=_setting("opt_in", opt_in, (OPT_IN_VARIABLE,), _opt_ins, frozenset()),
         **_exception_signal(),
+        proxies=ProxyRules(
+            _trusted_proxies_setting(trusted_proxies),
+            _setting(
+                "forwarded_headers",
+                forwarded_headers,
+                (FORWARDED_HEADERS_VARIABLE,),
+                _forwarded_family,
+                X_FORWARDED,
+            ),
+        ),
+        public_endpoint=_setting(
+            "public_endpoint",
+            public_endpoint,
+            (PUBLIC_ENDPOINT_VARIABLE,),
+            _public_endpoint,
+            cast(PublicEndpoint, False),
+        ),
     )
+
+
+def _trusted_proxies(value: Any) -> TrustedProxies:
+    """Addresses and CIDR ranges, ``*`` for every peer; an empty list trusts no one.
+
+    >>> _trusted_proxies("10.0.0.0/8, ::1")
+    TrustedProxies(['10.0.0.0/8', '::1/128'])
+    """
+    return TrustedProxies.parse(_names(value))
+
+
+def _trusted_proxies_setting(argument: Any) -> TrustedProxies:
+    """``trusted_proxies=``, else the variable, else the default; here an empty value means "none"."""
+    if argument is None and os.environ.get(TRUSTED_PROXIES_VARIABLE) == "":
+        return TrustedProxies((), everyone=False)
+    default = TrustedProxies.parse(DEFAULT_TRUSTED_PROXIES)
+    return _setting("trusted_proxies", argument, (TRUSTED_PROXIES_VARIABLE,), _trusted_proxies, default)
+
+
+def _forwarded_family(value: Any) -> str:
+    """``x-forwarded``, ``forwarded`` or ``both``.
+
+    >>> _forwarded_family(" Forwarded ")
+    'forwarded'
+    """
+    family = value.strip().lower() if isinstance(value, str) else value
+    if family not in FORWARDED_HEADER_FAMILIES:
+        raise ValueError(f"expected one of {', '.join(FORWARDED_HEADER_FAMILIES)}")
+    return str(family)
+
+
+def _public_endpoint(value: Any) -> PublicEndpoint:
+    """True, False, ``untrusted``, or a callable given the request's view.
+
+    >>> _public_endpoint("TRUE"), _public_endpoint("untrusted"), _public_endpoint(False)
+    (True, 'untrusted', False)
+    """
+    if isinstance(value, bool):
+        return value
+    if callable(value):
+        decide: Callable[[Any], bool] = value
+        return decide
+    text = value.strip().lower() if isinstance(value, str) else ""
+    choices: dict[str, PublicEndpoint] = {"true": True, "false": False, UNTRUSTED: UNTRUSTED}
+    if text not in choices:
+        raise ValueError("expected true, false, untrusted, or a callable")
+    return choices[text]
 
 
 def _exception_signal() -> dict[str, bool]:

@@ -46,7 +46,6 @@ from opentelemetry.instrumentation._semconv import (
 from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
-from opentelemetry.propagate import extract
 from opentelemetry.propagators.textmap import Setter
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_REQUEST_BODY_SIZE,
@@ -70,6 +69,7 @@ from opentelemetry.semconv.metrics import MetricInstruments
 from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
 from opentelemetry.trace import (
     INVALID_SPAN,
+    Link,
     NoOpTracer,
     ProxyTracerProvider,
     Span,
@@ -89,14 +89,14 @@ from opentelemetry_ext_internalhttp._attributes import (
     add_url,
     add_user_agent,
     body_size,
-    claimed_host,
     protocol_version,
-    request_scheme,
     synthetic_type,
 )
-from opentelemetry_ext_internalhttp._config import METRIC_OPT_INS, SPAN_OPT_INS, Settings
+from opentelemetry_ext_internalhttp._config import METRIC_OPT_INS, SPAN_OPT_INS, UNTRUSTED, Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
+from opentelemetry_ext_internalhttp._proxies import Origin, server_of
+from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
 
 # The API modules whose set-once globals say whether an SDK was installed.
@@ -136,6 +136,10 @@ _SPAN_OPT_INS = frozenset(SPAN_OPT_INS)
 _METRIC_OPT_INS = frozenset(METRIC_OPT_INS)
 # Distinct (address, port) pairs of the local server recorded on metrics.
 _METRIC_SERVER_ADDRESS_LIMIT = 16
+# Distinct application roots a trusted proxy may name (X-Forwarded-Prefix):
+# the root is part of http.route, a metric attribute, and a proxy passes on
+# a client's own prefix header when it sets none itself.
+_PREFIX_LIMIT = 16
 
 RequestHook = Callable[[Span, "RequestView"], None]
 ResponseHook = Callable[[Span, "RequestView", Any], None]
@@ -267,6 +271,10 @@ class _RequestTelemetry:
         self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
         self._wants_request_size = bool(opt_in & {"http.request.body.size", "http.server.request.body.size"})
         self._excluded = settings.excluded
+        self._proxies = settings.proxies
+        self._prefixes = BoundedValues(_PREFIX_LIMIT)
+        self._public_endpoint = settings.public_endpoint
+        install_filter()
         self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
         self._request_hook = request_hook
         self._response_hook = response_hook
@@ -396,27 +404,30 @@ class _RequestTelemetry:
     ) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
-        if self._excluded is not None and self._is_excluded(request):
+        origin = self._origin_of(request)
+        if self._excluded is not None and self._is_excluded(request, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        parent = None if nested else extract(request.headers.lowered())
+        parent, links = (None, None) if nested else self._parent_of(server, request, body)
         if self._maybe_no_sdk and self._nothing_records():
             # No SDK behind the API: only the caller's trace context needs
             # carrying, so that the handler's outgoing calls stay in its trace.
             token = None if parent is None else context.attach(parent)
             return _RequestState(INVALID_SPAN, token, None, None, False)
-        shared = self._shared_for(server, request)
+        shared = self._shared_for(server, request, origin)
         attributes = None
         if not self._never_sampled:
             attributes = dict(shared.span)
             with _guard.BUILD_ATTRIBUTES:
-                self._add_request_attributes(attributes, request, nested)
+                self._add_request_attributes(attributes, request, origin, nested)
                 if self._span_opt_ins:
                     self._add_opt_in_attributes(attributes, request, body)
         kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
-        span = self._tracer.start_span(shared.span_name, context=parent, kind=kind, attributes=attributes)
+        span = self._tracer.start_span(
+            shared.span_name, context=parent, kind=kind, attributes=attributes, links=links
+        )
         # Counted outside the span's context (here, and after it is detached
         # in _finish): an exemplar of a +1 or -1 says nothing, and offering
         # one costs as much as the count itself. The duration is recorded
@@ -446,13 +457,56 @@ class _RequestTelemetry:
             self._finish(state, None, interrupt, None)
             raise
 
-    def _shared_for(self, server: Any, request: Request) -> SharedAttributes:
+    def _origin_of(self, request: Request) -> Origin:
+        """Who sent the request and what it addressed, believing only trusted proxies."""
+        connection = request.connection
+        root = getattr(connection, "root_path", "") or ""
+        origin = self._proxies.origin(
+            request.target,
+            request.headers.lowered(),
+            getattr(connection, "client_address", None),
+            getattr(connection, "transport", "tcp"),
+            getattr(connection, "scheme", None),
+            root,
+        )
+        if origin.prefix != root and self._prefixes.admit(origin.prefix) is None:
+            origin = origin._replace(prefix=root)
+        return origin
+
+    def _parent_of(self, server: Any, request: Request, body: Any) -> tuple[Context, Optional[list[Link]]]:
+        """The span's parent context, and its links.
+
+        A public request starts a new trace: the caller's span context is
+        only linked, its baggage dropped, and sampling decided as for a root.
+        """
+        caller = extract_from_request(request.headers.lowered())
+        if not self._is_public(server, request, body):
+            return caller, None
+        caller_span = trace.get_current_span(caller).get_span_context()
+        return Context(), [Link(caller_span)] if caller_span.is_valid else None
+
+    def _is_public(self, server: Any, request: Request, body: Any) -> bool:
+        public = self._public_endpoint
+        if isinstance(public, bool):
+            return public
+        if public == UNTRUSTED:
+            connection = request.connection
+            return not self._proxies.trusts_peer(
+                getattr(connection, "client_address", None), getattr(connection, "transport", "tcp")
+            )
+        decision = True  # a callable that fails: public, the side that trusts no one
+        with _guard.DECIDE_PUBLIC:
+            view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
+            decision = bool(public(view))  # type: ignore[operator]  # the callable case
+        return decision
+
+    def _shared_for(self, server: Any, request: Request, origin: Origin) -> SharedAttributes:
         """The attributes every request with this method, route, scheme and version shares."""
         method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
         found = request.match
-        route = found.route if found.status != 404 else None
+        route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
         connection = request.connection
-        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
+        scheme = origin.scheme
         version = protocol_version(getattr(connection, "protocol_version", None))
         key = (method, route, scheme, version)
         shared = self._shared.get(key)
@@ -462,40 +516,50 @@ class _RequestTelemetry:
                 self._shared[key] = shared
         return shared
 
-    def _add_request_attributes(self, attributes: dict[str, Any], request: Request, nested: bool) -> None:
+    def _add_request_attributes(
+        self, attributes: dict[str, Any], request: Request, origin: Origin, nested: bool
+    ) -> None:
         """The per-request span attributes (never on metrics: clients vary them at will)."""
         keys = self._keys
         headers = request.headers.lowered()
         method = request.method
         if keys.new and attributes[keys.method[-1]] != method:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
-        add_url(attributes, keys, request.path, request.query, self._settings.redacted_query_params)
-        scheme = attributes[keys.scheme[0]]
-        add_server(attributes, keys, claimed_host(request.target, headers), scheme, request.connection)
+        path = origin.prefix + request.path if request.path else ""
+        add_url(attributes, keys, path, request.query, self._settings.redacted_query_params)
+        connection = request.connection
+        server = server_of(origin)
+        if server[0] is None:
+            # No host named: the socket's own address stands in.
+            server = (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
+        add_server(attributes, keys, origin.host, server)
         add_client(
-            attributes, keys, headers, request.connection, client_port="client.port" in self._span_opt_ins
+            attributes,
+            keys,
+            origin.client,
+            origin.forwarded,
+            connection,
+            client_port="client.port" in self._span_opt_ins,
         )
         add_user_agent(attributes, keys, headers)
         # Captured headers belong to the server span; a nested span would repeat them.
         if self._settings.captured_request_headers and not nested:
             attributes.update(self._captured(headers, self._settings.captured_request_headers, True))
 
-    def _is_excluded(self, request: Request) -> bool:
+    def _is_excluded(self, request: Request, origin: Origin) -> bool:
         """Whether a pattern matches the path or ``scheme://host[:port]/path`` (never the query).
 
+        The path is the one the client sees, the application root included.
         Patterns are shared with every instrumentation in the process
         (``OTEL_PYTHON_EXCLUDED_URLS``) and written either way there.
         """
         excluded = self._excluded
         assert excluded is not None
-        if excluded.url_disabled(request.path):
+        path = origin.prefix + request.path
+        if excluded.url_disabled(path):
             return True
-        connection = request.connection
-        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
-        host = claimed_host(request.target, request.headers.lowered()) or getattr(
-            connection, "server_address", None
-        )
-        return bool(host) and excluded.url_disabled(f"{scheme}://{host}{request.path}")
+        host = origin.host or getattr(request.connection, "server_address", None)
+        return bool(host) and excluded.url_disabled(f"{origin.scheme}://{host}{path}")
 
     def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
         """The opt-in span attributes known when the request starts (so samplers see them)."""
@@ -503,7 +567,7 @@ class _RequestTelemetry:
         connection = request.connection
         add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)
         if "network.transport" in opted and connection is not None:
-            attributes[NETWORK_TRANSPORT] = "tcp"
+            attributes[NETWORK_TRANSPORT] = getattr(connection, "transport", "tcp")
         if "user_agent.synthetic.type" in opted:
             synthetic = synthetic_type(request.headers.lowered())
             if synthetic:

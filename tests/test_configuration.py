@@ -23,7 +23,7 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
 )
-from otel_testing import ALL_MODES, OLD_MODES, STABLE, metric_points, one_server_span
+from otel_testing import ALL_MODES, BEHIND_PROXY, OLD_MODES, STABLE, metric_points, one_server_span
 
 SPECIFIC_EXCLUDED = "OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS"
 GENERIC_EXCLUDED = "OTEL_PYTHON_EXCLUDED_URLS"
@@ -322,6 +322,7 @@ def test_the_attributes_that_matter_for_sampling_including_captured_headers_are_
             "X-Forwarded-For": "203.0.113.9",
         },
         b"",
+        connection=BEHIND_PROXY,
     )
 
     (at_start,) = sampler.attributes_at_start

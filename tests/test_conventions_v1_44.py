@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
-from otel_testing import metric_points, one_server_span
+from otel_testing import BEHIND_PROXY, metric_points, one_server_span
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
@@ -338,8 +338,8 @@ def test_an_excluded_url_pattern_may_be_written_as_a_path_or_as_a_full_url(
         "X-Forwarded-Proto": "https",
     }
 
-    server.handle_request("GET", "/healthz?probe=1", headers, b"")
-    server.handle_request("GET", "/items/1", headers, b"")
+    server.handle_request("GET", "/healthz?probe=1", headers, b"", connection=BEHIND_PROXY)
+    server.handle_request("GET", "/items/1", headers, b"", connection=BEHIND_PROXY)
 
     assert [span.name for span in span_exporter.get_finished_spans()] == ["GET /items/<item_id>"]
 
