@@ -103,6 +103,7 @@ class Truth:
     local_port: Optional[int]
     transport: str = "tcp"
     protocol: str = "1.0"  # nginx speaks HTTP/1.0 to the application by default
+    forwarded: bool = True  # whether the client's address came from a trusted proxy
 
     @property
     def span_name(self) -> str:
@@ -116,7 +117,8 @@ class Truth:
         }
         if mode == OLD_MODE:
             return {
-                "http.client_ip": self.client,
+                # Old: the original client only as a proxy reported it.
+                "http.client_ip": self.client if self.forwarded else None,
                 "net.peer.ip": self.peer,
                 "net.peer.port": self.peer_port,
                 "http.host": self.claimed_host,
@@ -362,6 +364,7 @@ def test_a_client_connecting_directly_is_believed_nothing_it_claims(
         local=APP,
         local_port=app.port,
         protocol="1.1",
+        forwarded=False,
     )
     assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
 
@@ -579,8 +582,9 @@ def test_a_public_endpoint_behind_nginx_starts_a_new_trace_linked_to_the_callers
     assert span.context.trace_id != TRACE_ID
     assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [(TRACE_ID, PARENT_ID)]
     assert app.seen_baggage == [{}]
-    assert (
-        response.headers["traceresponse"] == f"00-{span.context.trace_id:032x}-{span.context.span_id:016x}-01"
+    context = span.context
+    assert response.headers["traceresponse"] == (
+        f"00-{context.trace_id:032x}-{context.span_id:016x}-{context.trace_flags:02x}"
     )
     assert_recorded(proxied_truth(nginx, app, response), semconv_mode, span_exporter, metric_reader)
 
@@ -754,6 +758,7 @@ def wildcard_truth(run: GunicornRun) -> Truth:
         local=WILDCARD_REACHED_AT,  # the accepted socket, not the 0.0.0.0 it was bound to
         local_port=run.tcp_port,
         protocol="1.1",
+        forwarded=False,
     )
 
 
