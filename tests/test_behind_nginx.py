@@ -27,7 +27,17 @@ from typing import Any, Optional
 import internalhttp
 import internalhttp.server
 import pytest
-from nginx_testing import APP, CLIENT, PROXY_OUT, Certificate, Nginx, Response, get, make_certificate
+from nginx_testing import (
+    APP,
+    CLIENT,
+    PROXY_OUT,
+    Certificate,
+    Nginx,
+    Response,
+    get,
+    make_certificate,
+    nginx_binary,
+)
 from nginx_testing import running_nginx as _running_nginx
 from opentelemetry import baggage
 from opentelemetry.instrumentation.propagators import (
@@ -661,6 +671,7 @@ def gunicorn_run(
     request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[GunicornRun]:
     pytest.importorskip("gunicorn", reason="gunicorn is not installed (the tox 'tests' env installs it)")
+    nginx_binary()  # before gunicorn starts: a skip (or a failure in CI) if there is no nginx
     from launch import BIN_DIR, EXAMPLES_DIR, OPENTELEMETRY_INSTRUMENT, otel_environment, stop_process
     from otlp_tree import Receiver
 
