@@ -102,6 +102,24 @@ instrument_app() runs, then to the default.
                                           on the duration metric too;
                          http.server.active_requests
                                           the counter in the "http" mode.
+  trusted_proxies      the peers whose forwarding headers are believed (see
+                       Proxies and trust): IP addresses and CIDR ranges
+                       (string or list), "*" for every peer, "" or [] for
+                       none. Env: OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES.
+                       Default: 127.0.0.0/8, ::1, 10.0.0.0/8, 172.16.0.0/12,
+                       192.168.0.0/16, fc00::/7 (what Rails trusts).
+  forwarded_headers    the header family the trusted proxies write:
+                       "x-forwarded" (X-Forwarded-For, -Proto, -Host, -Port,
+                       -Prefix), "forwarded" (RFC 7239), or "both" (Forwarded
+                       first). Env: OTEL_PYTHON_INTERNALHTTP_FORWARDED_HEADERS.
+                       Default: x-forwarded.
+  public_endpoint      True: every request starts a new trace and only links
+                       the caller's; "untrusted": so do requests whose peer
+                       is not a trusted proxy; a callable: given the
+                       RequestView, returns whether the request is public
+                       (one that raises counts as public, and is logged).
+                       Env: OTEL_PYTHON_INTERNALHTTP_PUBLIC_ENDPOINT (true,
+                       false, untrusted). Default: false.
   skip_dep_check       (instrument() only) instrument even if the installed
                        internalhttp is outside >= 2.0, < 3.0. Default: False.
 
@@ -168,7 +186,10 @@ trace; http.server.active_requests in the old and dup modes (opt-in in
 X-Forwarded-Proto and Forwarded: proto= are believed for those only), route,
 status code, error.type, and the HTTP version when it is 1.0, 1.1, 2 or 3.
 Never the path, the query, the client, or the host (Host, X-Forwarded-Host,
-Forwarded: host=, :authority stay on the span). Attributes a handler adds
+Forwarded: host=, :authority stay on the span). url.scheme is the
+connection's unless a trusted proxy says http or https; the application
+root a trusted proxy names (X-Forwarded-Prefix) is part of http.route, at
+most 16 distinct roots per instrumentation (a later one is left out). Attributes a handler adds
 with contrib's labeler (opentelemetry.instrumentation._labeler.get_labeler)
 are added to its request's duration point: the application owns their
 cardinality.
@@ -181,6 +202,47 @@ A failure inside the telemetry is logged and the request goes on; no
 request content makes the instrumentation log at WARNING or above. A hook
 that raises is logged, recorded as an exception event on the span, and
 ignored.
+
+Proxies and trust
+-----------------
+Forwarding headers are text any client can send, so they are believed only
+when the connection's peer is a trusted proxy (trusted_proxies; a peer on
+a unix socket is always trusted, as gunicorn does), and only the family
+the proxies write (forwarded_headers): behind the usual nginx, a client's
+own Forwarded header changes nothing. Through trusted proxies:
+
+  client.address (old http.client_ip)
+      the rightmost address of X-Forwarded-For (or Forwarded for=) that is
+      not a trusted proxy, walking from the right as nginx's
+      real_ip_recursive and Rails' RemoteIp do; the leftmost when every one
+      is trusted. "unknown", "_hidden" and anything that is not an IP
+      address stop the walk and are not recorded (client.address is then
+      left out). network.peer.address is always the socket's peer.
+  url.scheme, server.address, server.port, the application root
+      what the outermost trusted hop wrote: X-Forwarded-Proto, -Host,
+      -Port (wins over the host's port) and -Prefix, each counted from the
+      right past one item per trusted hop, so an item a client sent before
+      them is skipped; or the Forwarded element whose for= is the client.
+      Without them, Host (or an absolute-form target) and the connection's
+      scheme and local address.
+
+From any other peer, the connection's own values are recorded. The
+application root is X-Forwarded-Prefix followed by the serving layer's
+root (a WSGI SCRIPT_NAME): url.path, http.target and http.route (so the
+span name and the metric's route) include it, "/api/users/<user_id>";
+routing itself is unchanged. network.local.address / .port and the metrics'
+server.address / .port come from the accepted socket only (never a
+wildcard bind address or a Host header); on a unix socket,
+network.transport is "unix" and the local address is the socket's path.
+
+public_endpoint draws a trust boundary for trace context, as Go's
+otelhttp.WithPublicEndpoint does: a public request starts a new trace (a
+root SERVER span, sampled as a root) with a span link to the caller's
+span context, the caller's baggage is dropped, and traceresponse carries
+the new trace. Whatever the setting, a traceparent or tracestate over 512
+characters is treated as absent, and what the API's propagators would say
+about malformed trace headers is logged at DEBUG, so that no client makes
+any logger write a WARNING.
 
 Logs
 ----
