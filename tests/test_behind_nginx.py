@@ -57,6 +57,7 @@ from otel_testing import (
     one_server_span,
     point_attributes,
 )
+from readme_blocks import code_blocks, readme_section
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
@@ -264,17 +265,24 @@ def through(nginx: Nginx, extra: Optional[dict[str, str]] = None, **options: Any
     return response
 
 
-# The README's recipe for X-Forwarded-*: nginx sets every header it is
-# responsible for (a client's own values are replaced), appends the peer to
-# X-Forwarded-For, and strips the X-Forwarded-Prefix it does not write.
-X_FORWARDED = """
-        proxy_set_header Host $host;
-        proxy_set_header X-Forwarded-For $proxy_add_x_forwarded_for;
-        proxy_set_header X-Forwarded-Proto $scheme;
-        proxy_set_header X-Forwarded-Host $host;
-        proxy_set_header X-Forwarded-Port $server_port;
-        proxy_set_header X-Forwarded-Prefix "";
-"""
+# The README's nginx recipes, as written there: a README that stops being true
+# fails here.
+README_RECIPES = code_blocks(readme_section("Behind a reverse proxy"), "nginx")
+
+
+def readme_recipe(containing: str) -> str:
+    (block,) = [block for block in README_RECIPES if containing in block]
+    return block
+
+
+def header_lines(block: str) -> list[str]:
+    return [line.strip() for line in block.splitlines() if line.strip().startswith("proxy_set_header ")]
+
+
+# X-Forwarded-*: nginx sets every header it is responsible for (a client's own
+# values are replaced), appends the peer to X-Forwarded-For, and strips the
+# X-Forwarded-Prefix it does not write.
+X_FORWARDED = "\n".join(header_lines(readme_recipe("X-Forwarded-For")))
 
 
 def x_forwarded_site(app: App, tls: Optional[Certificate] = None) -> str:
@@ -381,43 +389,16 @@ def test_a_client_connecting_directly_is_believed_nothing_it_claims(
 
 # -- Forwarded (RFC 7239), forwarded_headers="forwarded" ------------------------------
 
-# The README's recipes for Forwarded, in the http block: the element nginx
-# writes, and what comes before it. $remote_addr is quoted and bracketed when
-# it is IPv6. Only a host name or an IP literal becomes host=: nginx lets
-# quotes, semicolons and commas through in Host, which would let a client
-# write a `for=` of its own into nginx's element. A client's Forwarded is kept
-# (and nginx's element appended) only when it is well-formed: an open quote
-# would swallow nginx's element.
-# RFC 9110 token characters but the apostrophe (nginx reads the regex in single quotes).
-_TOKEN = "[-!#$%&*+.^_`|~0-9A-Za-z]+"
-_PAIR = f'{_TOKEN}=({_TOKEN}|"[^"]*")'
-_ELEMENT = f"{_PAIR}(;{_PAIR})*"
-WELL_FORMED_FORWARDED = f"^{_ELEMENT}( *, *{_ELEMENT})*$"
-FORWARDED_MAPS = (
-    r"""
-    map $remote_addr $forwarded_for {
-        ~^[0-9.]+$ "for=$remote_addr";
-        ~^[0-9a-fA-F:.]+$ "for=\"[$remote_addr]\"";
-        default "for=unknown";
-    }
-    map $host $forwarded_host {
-        "~^(\[[0-9a-f:.]+\]|[-.a-z0-9]+)$" ";host=\"$host:$server_port\"";
-        default "";
-    }
-    map $http_forwarded $forwarded_before {
-        '~WELL_FORMED' "$http_forwarded, ";
-        default "";
-    }
-"""
-).replace("WELL_FORMED", WELL_FORMED_FORWARDED)
-# nginx replaces whatever Forwarded the client sent with its own element ...
-FORWARDED_WRITTEN = r"""
-        proxy_set_header Forwarded "$forwarded_for;proto=$scheme$forwarded_host";
-"""
-# ... or appends its element, so that a chain of proxies keeps every hop.
-FORWARDED_APPENDED = r"""
-        proxy_set_header Forwarded "$forwarded_before$forwarded_for;proto=$scheme$forwarded_host";
-"""
+# Forwarded: the maps of the http block that build nginx's element, and the
+# two ways of sending it: appended to a well-formed Forwarded from the client
+# (or an earlier proxy), or replacing it.
+FORWARDED_MAPS = readme_recipe("map $remote_addr")
+(FORWARDED_APPENDED,) = [
+    line for line in header_lines(readme_recipe("Forwarded ")) if "$forwarded_before" in line
+]
+(FORWARDED_WRITTEN,) = [
+    line for line in header_lines(readme_recipe("Forwarded ")) if "$forwarded_before" not in line
+]
 FORWARDED_RECIPES = {"written": FORWARDED_WRITTEN, "appended": FORWARDED_APPENDED}
 
 
@@ -439,7 +420,8 @@ FORGED_ELEMENTS = {
     "two-forwarded-elements": {
         "Forwarded": 'for=6.6.6.6;proto=https, for="[2001:db8::6]:66";host=evil.example'
     },
-    "ill-formed-forwarded": {"Forwarded": 'for="6.6.6.6'},
+    "open-quote": {"Forwarded": 'for="6.6.6.6'},
+    "escaped-quote": {"Forwarded": 'for="6.6.6.6\\";proto=https'},
     "x-forwarded-for": {"X-Forwarded-For": "1.2.3.4", "X-Forwarded-Proto": "https"},
 }
 
