@@ -582,6 +582,35 @@ def test_a_public_endpoint_behind_nginx_starts_a_new_trace_linked_to_the_callers
 
 
 @OLD_AND_STABLE
+def test_with_public_endpoint_untrusted_a_caller_behind_the_trusted_proxy_continues_its_trace(
+    serve_app: Callable[..., App], proxy: Callable[..., Nginx], span_exporter: InMemorySpanExporter
+) -> None:
+    app = serve_app(public_endpoint="untrusted")
+    nginx = proxy(x_forwarded_site(app))
+
+    through(nginx, {"traceparent": CALLER_TRACEPARENT, "baggage": "tenant=acme"})
+
+    span = one_server_span(span_exporter)
+    assert (span.context.trace_id, span.parent.span_id if span.parent else None) == (TRACE_ID, PARENT_ID)
+    assert span.links == ()
+    assert app.seen_baggage == [{"tenant": "acme"}]
+
+
+@OLD_AND_STABLE
+def test_with_public_endpoint_untrusted_a_caller_connecting_directly_starts_a_new_trace(
+    serve_app: Callable[..., App], span_exporter: InMemorySpanExporter
+) -> None:
+    app = serve_app(public_endpoint="untrusted")
+
+    get(app.port, "/users/42", {"traceparent": CALLER_TRACEPARENT, "baggage": "tenant=acme"}, host=APP)
+
+    span = one_server_span(span_exporter)
+    assert span.parent is None
+    assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [(TRACE_ID, PARENT_ID)]
+    assert app.seen_baggage == [{}]
+
+
+@OLD_AND_STABLE
 def test_a_public_endpoint_samples_as_for_a_root_whatever_the_callers_flags(
     serve_app: Callable[..., App], proxy: Callable[..., Nginx], span_exporter: InMemorySpanExporter
 ) -> None:
