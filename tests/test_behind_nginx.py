@@ -82,19 +82,6 @@ class AnyPortBut:
         return f"<a port other than {sorted(self.known)}>"
 
 
-class OneOf:
-    """Either of the values a rule allows (e.g. a unix socket's path, or nothing)."""
-
-    def __init__(self, *allowed: object) -> None:
-        self.allowed = allowed
-
-    def __eq__(self, other: object) -> bool:
-        return other in self.allowed
-
-    def __repr__(self) -> str:
-        return f"<one of {self.allowed!r}>"
-
-
 @dataclass(frozen=True)
 class Truth:
     """One request as it really happened; None for what nobody can know."""
@@ -758,7 +745,7 @@ def unix_socket_truth(run: GunicornRun) -> Truth:
         path="/api/items/42",
         query="lang=en",
         route="/api/items/<item_id>",
-        local=OneOf(run.socket_path, None),  # the socket's path, or nothing: never the client's Host
+        local=run.socket_path,  # the socket's own name: never the client's Host
         local_port=None,
         transport="unix",
     )
