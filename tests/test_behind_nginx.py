@@ -30,10 +30,12 @@ import pytest
 from nginx_testing import (
     APP,
     CLIENT,
+    PROXY,
     PROXY_OUT,
     Certificate,
     Nginx,
     Response,
+    free_port,
     get,
     make_certificate,
     nginx_binary,
@@ -269,7 +271,9 @@ def header_lines(block: str) -> list[str]:
 # X-Forwarded-*: nginx sets every header it is responsible for (a client's own
 # values are replaced), appends the peer to X-Forwarded-For, and strips the
 # X-Forwarded-Prefix it does not write.
-X_FORWARDED = "\n".join(header_lines(readme_recipe("X-Forwarded-For")))
+X_FORWARDED = "\n".join(header_lines(readme_recipe('X-Forwarded-Prefix ""')))
+# A proxy behind another trusted one appends its item to each header.
+X_FORWARDED_INNER = "\n".join(header_lines(readme_recipe("$http_x_forwarded_proto, $scheme")))
 
 
 def x_forwarded_site(app: App, tls: Optional[Certificate] = None) -> str:
@@ -498,6 +502,75 @@ def test_a_forged_forwarded_element_cannot_turn_a_tls_request_into_plain_http(
     )
 
     truth = proxied_truth(nginx, app, response, scheme="https", claimed_host=f"{HOST}:{nginx.port}")
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
+
+
+# -- a chain of proxies ------------------------------------------------------------------
+
+EDGE_OUT = "127.0.0.7"  # the outer nginx's address towards the inner one
+
+
+def chain_of_two(app: App, inner_port: int, certificate: Certificate) -> tuple[str, str]:
+    """An edge terminating TLS (the main server) in front of an inner proxy on ``inner_port``."""
+    edge = f"""
+        ssl_certificate {certificate.cert};
+        ssl_certificate_key {certificate.key};
+        location / {{
+            proxy_pass http://{PROXY}:{inner_port};
+            proxy_bind {EDGE_OUT};
+{X_FORWARDED}
+        }}
+"""
+    inner = f"""
+    server {{
+        listen {PROXY}:{inner_port};
+        location / {{
+            proxy_pass http://{APP}:{app.port};
+{X_FORWARDED_INNER}
+        }}
+    }}
+"""
+    return edge, inner
+
+
+@OLD_AND_STABLE
+def test_through_a_chain_of_trusted_proxies_the_outermost_hop_says_what_the_client_did(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    certificate: Certificate,
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(trusted_proxies=f"{PROXY_OUT},{EDGE_OUT}")
+    edge, inner = chain_of_two(app, free_port(PROXY), certificate)
+    nginx = proxy(edge, http=inner, ssl=True)
+
+    response = through(nginx, {"X-Forwarded-For": "1.2.3.4"}, tls=client_tls(certificate))
+
+    assert_recorded(
+        proxied_truth(nginx, app, response, scheme="https"), semconv_mode, span_exporter, metric_reader
+    )
+
+
+@OLD_AND_STABLE
+def test_an_untrusted_hop_in_the_chain_is_the_client_and_says_nothing(
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    certificate: Certificate,
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    app = serve_app(trusted_proxies=PROXY_OUT)  # the inner proxy only
+    inner_port = free_port(PROXY)
+    edge, inner = chain_of_two(app, inner_port, certificate)
+    nginx = proxy(edge, http=inner, ssl=True)
+
+    response = through(nginx, tls=client_tls(certificate))
+
+    # What the inner proxy saw: a plain-http request from the edge, to its own port.
+    truth = proxied_truth(nginx, app, response, client=EDGE_OUT, port=inner_port)
     assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
 
 
