@@ -3,9 +3,11 @@
 Every party has its own loopback address (tests/nginx_testing.py): the
 client connects from 127.0.0.2, nginx listens on 127.0.0.3 and reaches the
 application from 127.0.0.4, the application listens on 127.0.0.5. Only
-127.0.0.4 is a trusted proxy, so each test knows which address, host, port,
-scheme, path and route is true, and checks every one of them on the span
-and on the duration metric, in the old and in the stable conventions.
+127.0.0.4 is a trusted proxy (and, in front of it, 127.0.0.7 in a chain of
+two), so each test knows which address, host, port, scheme, path and route
+is true, and checks every one of them on the span and on the duration
+metric, in the old and in the stable conventions. gunicorn runs the shop's
+backend mounted at /api, on a unix socket behind nginx and on 0.0.0.0.
 
 The nginx configurations are the README's recipes ("Behind a reverse
 proxy"); a recipe that stops working here is a README that stopped being true.
@@ -225,7 +227,7 @@ def serve_app(providers: dict[str, Any]) -> Iterator[Callable[..., App]]:
 
 @pytest.fixture
 def proxy(tmp_path: Path) -> Iterator[Callable[..., Nginx]]:
-    """Start nginx with a server block (formatted with the application's ``app`` address)."""
+    """Start nginx with a server block's body (and more for the http block); stopped after the test."""
     with contextlib.ExitStack() as stack:
 
         def start(server: str, http: str = "", ssl: bool = False) -> Nginx:
