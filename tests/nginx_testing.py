@@ -45,6 +45,16 @@ _START_ATTEMPTS = 3  # a reserved port can be taken by someone else before nginx
 _DEBIAN_NGINX = "/usr/sbin/nginx"  # /usr/sbin is not on every PATH (tox passes the caller's)
 
 
+def ipv6_loopback() -> bool:
+    """Whether this machine has ::1 (some containers have no IPv6 at all)."""
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as probe:
+            probe.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
 def _in_ci() -> bool:
     return os.environ.get("CI", "").lower() not in ("", "0", "false", "no")
 
@@ -67,7 +77,8 @@ def nginx_binary() -> str:
 
 def free_port(address: str) -> int:
     """A port free on ``address`` right now, for a server that cannot be given port 0."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+    family = socket.AF_INET6 if ":" in address else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as probe:
         probe.bind((address, 0))
         return int(probe.getsockname()[1])
 
@@ -256,15 +267,16 @@ def get(
     headers: Mapping[str, str],
     *,
     host: str = PROXY,
+    source: str = CLIENT,
     tls: Optional[ssl.SSLContext] = None,
 ) -> Response:
-    """GET ``target`` from ``host:port`` over a fresh connection from ``CLIENT``."""
+    """GET ``target`` from ``host:port`` over a fresh connection from ``source``."""
     connection: http.client.HTTPConnection
     if tls is None:
-        connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S, source_address=(CLIENT, 0))
+        connection = http.client.HTTPConnection(host, port, timeout=TIMEOUT_S, source_address=(source, 0))
     else:
         connection = http.client.HTTPSConnection(
-            host, port, timeout=TIMEOUT_S, source_address=(CLIENT, 0), context=tls
+            host, port, timeout=TIMEOUT_S, source_address=(source, 0), context=tls
         )
     try:
         connection.request("GET", target, headers=dict(headers))

@@ -39,6 +39,7 @@ from nginx_testing import (
     Response,
     free_port,
     get,
+    ipv6_loopback,
     make_certificate,
     nginx_binary,
 )
@@ -462,6 +463,48 @@ def test_a_host_header_cannot_write_a_forwarded_element_of_its_own(
     attributes = one_server_span(span_exporter).attributes
     assert (attributes.get(client), attributes.get(scheme)) == (CLIENT, "http")
     assert [point[scheme] for point in point_attributes(metric_reader, duration)] == ["http"]
+
+
+IPV6_CLIENT = "::1"
+IPV6_RECIPES = {
+    "x-forwarded": ("x-forwarded", X_FORWARDED),
+    "forwarded-written": ("forwarded", FORWARDED_WRITTEN),
+    "forwarded-appended": ("forwarded", FORWARDED_APPENDED),
+}
+
+
+@pytest.mark.skipif(not ipv6_loopback(), reason="this machine has no IPv6 loopback address (::1)")
+@OLD_AND_STABLE
+@pytest.mark.parametrize("recipe", list(IPV6_RECIPES))
+def test_an_ipv6_client_is_recorded_through_each_recipe(
+    recipe: str,
+    semconv_mode: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    metric_reader: InMemoryMetricReader,
+) -> None:
+    family, headers = IPV6_RECIPES[recipe]
+    app = serve_app(forwarded_headers=family)
+    port = free_port(IPV6_CLIENT)
+    site = f"""
+        listen [{IPV6_CLIENT}]:{port};
+        location / {{
+            proxy_pass http://{APP}:{app.port};
+            proxy_set_header Host $host;
+{headers}
+        }}
+"""
+    nginx = proxy(site, http=FORWARDED_MAPS)
+
+    response = get(
+        port, "/users/42?lang=en", {"Host": f"{HOST}:{port}"}, host=IPV6_CLIENT, source=IPV6_CLIENT
+    )
+
+    assert response.status == 200
+    claimed = HOST if family == "x-forwarded" else f"{HOST}:{port}"
+    truth = proxied_truth(nginx, app, response, client=IPV6_CLIENT, port=port, claimed_host=claimed)
+    assert_recorded(truth, semconv_mode, span_exporter, metric_reader)
 
 
 # -- TLS terminated by nginx -----------------------------------------------------------
