@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import logging
 import re
 import ssl
 import subprocess
@@ -52,7 +53,7 @@ from opentelemetry.instrumentation.propagators import (
 )
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
-from opentelemetry.trace import SpanKind
+from opentelemetry.trace import SpanKind, TraceState
 from otel_testing import (
     OLD_AND_STABLE,
     OLD_MODE,
@@ -713,6 +714,33 @@ def test_with_public_endpoint_untrusted_a_caller_connecting_directly_starts_a_ne
     assert span.parent is None
     assert [(link.context.trace_id, link.context.span_id) for link in span.links] == [(TRACE_ID, PARENT_ID)]
     assert app.seen_baggage == [{}]
+
+
+OVERLONG_TRACE_HEADERS = {
+    "traceparent": {"traceparent": CALLER_TRACEPARENT + "-" + "f" * 600},
+    "tracestate": {"traceparent": CALLER_TRACEPARENT, "tracestate": "vendor=" + "a" * 600},
+}
+
+
+@pytest.mark.parametrize("overlong", list(OVERLONG_TRACE_HEADERS))
+def test_overlong_trace_headers_through_nginx_are_ignored_and_no_logger_warns(
+    overlong: str,
+    serve_app: Callable[..., App],
+    proxy: Callable[..., Nginx],
+    span_exporter: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    app = serve_app()
+    nginx = proxy(x_forwarded_site(app))
+    caplog.set_level(logging.WARNING)
+
+    through(nginx, OVERLONG_TRACE_HEADERS[overlong])
+
+    span = one_server_span(span_exporter)
+    assert span.context.trace_state == TraceState()
+    if overlong == "traceparent":
+        assert span.parent is None
+    assert [record.getMessage() for record in caplog.records if record.levelno >= logging.WARNING] == []
 
 
 @OLD_AND_STABLE
