@@ -161,6 +161,7 @@ def test_the_local_address_opt_ins_come_from_the_socket_gunicorn_hands_over(
     make_app: Any, span_exporter: InMemorySpanExporter
 ) -> None:
     listener = socket.create_server(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
     with listener, socket.create_connection(listener.getsockname()) as client:
         accepted, _ = listener.accept()
         with accepted:
@@ -177,7 +178,7 @@ def test_the_local_address_opt_ins_come_from_the_socket_gunicorn_hands_over(
 
     attributes = one_server_span(span_exporter).attributes
     assert attributes[NETWORK_LOCAL_ADDRESS] == "127.0.0.1"
-    assert attributes[NETWORK_LOCAL_PORT] == listener.getsockname()[1]
+    assert attributes[NETWORK_LOCAL_PORT] == port
     assert attributes[NETWORK_TRANSPORT] == "tcp"
 
 

@@ -322,14 +322,36 @@ def test_an_empty_trusted_proxies_keyword_trusts_not_even_loopback(
     assert one_server_span(span_exporter).attributes[CLIENT_ADDRESS] == "127.0.0.1"
 
 
-def test_an_invalid_trusted_proxies_keyword_raises_naming_the_item(make_app: Any) -> None:
-    with pytest.raises(ValueError, match="not-a-network"):
-        make_app(trusted_proxies="10.0.0.0/8, not-a-network")
+@STABLE
+@pytest.mark.instrumentation_errors
+def test_an_invalid_trusted_proxies_item_is_named_and_the_valid_ones_are_trusted(
+    make_app: Any, span_exporter: InMemorySpanExporter, instrumentation_errors: Any
+) -> None:
+    server = make_app(trusted_proxies="203.0.113.0/24, not-a-network")
+
+    request(server, {"X-Forwarded-For": "198.51.100.7"}, peer=PUBLIC_CLIENT)
+
+    [record] = instrumentation_errors.records
+    assert "trusted_proxies='203.0.113.0/24, not-a-network': 'not-a-network' ignored" in record.getMessage()
+    assert one_server_span(span_exporter).attributes[CLIENT_ADDRESS] == "198.51.100.7"
 
 
-def test_an_unknown_forwarded_headers_keyword_raises_naming_the_choices(make_app: Any) -> None:
-    with pytest.raises(ValueError, match="x-forwarded, forwarded, both"):
-        make_app(forwarded_headers="x-real-ip")
+@pytest.mark.instrumentation_errors
+def test_an_unknown_forwarded_headers_keyword_is_named_with_the_choices(
+    make_app: Any, instrumentation_errors: Any
+) -> None:
+    make_app(forwarded_headers="x-real-ip")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage() == (
+        "forwarded_headers='x-real-ip': 'x-real-ip' ignored (valid: x-forwarded, forwarded, both);"
+        " the default applies"
+    )
+
+
+def test_a_trusted_proxies_keyword_of_the_wrong_type_raises_naming_it(make_app: Any) -> None:
+    with pytest.raises(ValueError, match="trusted_proxies=5"):
+        make_app(trusted_proxies=5)
 
 
 @STABLE

@@ -20,7 +20,9 @@ one method sees every request however the application is served.
 from __future__ import annotations
 
 import logging
+import os
 import re
+import socket
 from contextvars import ContextVar
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -47,9 +49,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("internalhttp")
-# The request respond() is answering, until its handle_request call claims it
-# (per thread and per task, as a context variable).
-_RESPONDING: ContextVar[Optional[Request]] = ContextVar("internalhttp_responding", default=None)
+# The request a serving layer is serving, until the prepare() of the
+# handle_request call it made takes it (per thread and per task).
+_SERVING: ContextVar[Optional[Exchange]] = ContextVar("internalhttp_serving", default=None)
 access_logger = logging.getLogger("internalhttp.access")
 
 
@@ -60,6 +62,16 @@ class ConnectionInfo:
     Serving layers pass it to ``handle_request(..., connection=...)``; handlers
     never see it. Every field is optional because a request may be dispatched
     in-process with no connection at all.
+
+    ``client_address``/``client_port`` are the peer of the socket.
+    ``server_address``/``server_port`` are the socket's own (local) end, as
+    ``getsockname()`` tells it for the accepted connection: never a wildcard
+    bind address and never what a client wrote in a header; ``None`` when the
+    serving layer has no socket to ask. On a unix socket ``transport`` is
+    ``"unix"``, ``server_address`` the socket's path (``None`` when unnamed)
+    and both ports ``None``. ``root_path`` is where the application is
+    mounted (WSGI ``SCRIPT_NAME``, percent-encoded, no trailing slash; ``""``
+    at the root): the target the application routes on is below it.
     """
 
     client_address: Optional[str] = None
@@ -68,6 +80,60 @@ class ConnectionInfo:
     server_port: Optional[int] = None
     scheme: str = "http"
     protocol_version: Optional[str] = None
+    transport: str = "tcp"
+    root_path: str = ""
+
+
+# What getsockname() says of a socket bound to every interface: not an address
+# anyone connected to, so never reported as one.
+_WILDCARDS = frozenset({"", "0.0.0.0", "::"})
+
+
+def socket_endpoint(family: int, address: Any) -> Tuple[str, Optional[str], Optional[int]]:
+    """``(transport, address, port)`` of one end of a socket, from its family and address.
+
+    ``address`` is what ``getsockname()`` or ``accept()`` returned: a
+    ``(host, port)`` pair for IPv4, ``(host, port, flowinfo, scope_id)`` for
+    IPv6, a path for a unix socket (``""`` when unnamed; ``bytes`` starting
+    with NUL for Linux's abstract namespace, written ``@name`` as ``ss`` does).
+
+    >>> import socket
+    >>> socket_endpoint(socket.AF_INET, ("127.0.0.1", 8080))
+    ('tcp', '127.0.0.1', 8080)
+    >>> socket_endpoint(socket.AF_INET6, ("::1", 8080, 0, 0))
+    ('tcp', '::1', 8080)
+    >>> socket_endpoint(socket.AF_INET, ("0.0.0.0", 8080))
+    ('tcp', None, 8080)
+    >>> socket_endpoint(socket.AF_UNIX, "/run/app.sock")
+    ('unix', '/run/app.sock', None)
+    >>> socket_endpoint(socket.AF_UNIX, "")
+    ('unix', None, None)
+    >>> socket_endpoint(socket.AF_UNIX, b"\\0app")
+    ('unix', '@app', None)
+    """
+    if family == getattr(socket, "AF_UNIX", None):
+        if isinstance(address, (bytes, bytearray)):
+            address = os.fsdecode(bytes(address))
+        path = str(address or "")
+        if path.startswith("\0"):
+            path = "@" + path[1:]
+        return "unix", path or None, None
+    if isinstance(address, tuple) and len(address) >= 2:
+        host, port = str(address[0]), address[1]
+        return "tcp", (None if host in _WILDCARDS else host), (port if type(port) is int else None)
+    return "tcp", None, None
+
+
+def local_endpoint(sock: Any) -> Tuple[str, Optional[str], Optional[int]]:
+    """``(transport, address, port)`` of a connected socket's own end; ``("tcp", None, None)`` when unknown.
+
+    Anything without a working ``getsockname()`` (a closed socket, an object
+    some WSGI server put where a socket was expected) is unknown.
+    """
+    try:
+        return socket_endpoint(sock.family, sock.getsockname())
+    except (AttributeError, OSError, TypeError, ValueError):
+        return "tcp", None, None
 
 
 class Headers(Mapping[str, str]):
@@ -159,6 +225,26 @@ class Request(NamedTuple):
     headers: Headers
     connection: Optional[ConnectionInfo]
     match: RouteMatch
+    # The serving layer's exchange, when a serving layer is serving this request.
+    exchange: Optional[Exchange] = None
+
+
+class Exchange:
+    """One request a serving layer is serving, as :meth:`InternalHTTPServer.exchange` sees it.
+
+    Created for each served request and taken by the :meth:`~InternalHTTPServer.prepare`
+    of the ``handle_request`` call made for it (a ``handle_request`` call
+    nested inside the handler prepares a request of its own without one).
+    :meth:`~InternalHTTPServer.conclude` leaves the request's
+    :class:`~internalhttp.response.Outcome` here, so the rule that turns a
+    handler's value into the response sent is applied once.
+    """
+
+    __slots__ = ("outcome", "raise_exceptions")
+
+    def __init__(self, raise_exceptions: bool) -> None:
+        self.raise_exceptions = raise_exceptions
+        self.outcome: Optional[Outcome] = None
 
 
 class Refusal(NamedTuple):
@@ -182,16 +268,17 @@ class InternalHTTPServer:
     return a response dict ``{"status": int, "body": ..., "headers": {...}}``
     (``status`` defaults to 200). ``handle_request`` returns the handler's
     value unchanged and lets its exceptions propagate; the serving layers turn
-    them into responses through :meth:`serve_request`.
+    them into responses through :meth:`exchange`.
 
-    One request flows through four public steps, each a method a subclass
-    (instrumentation, middleware) may extend:
+    One request flows one way through public steps, each a method a
+    subclass (instrumentation, middleware) may extend:
 
-    ``serve_request`` (serving layers)
-      → :meth:`prepare` (route and headers, once)
-      → :meth:`respond` (the response the client gets; errors become 500)
-      → :meth:`handle_request` (the application's answer, unchanged)
-      → :meth:`dispatch` (call the handler, or answer 404/405).
+    :meth:`exchange` (serving layers; :meth:`serve_request` for the response alone)
+      → :meth:`handle_request` (one entry: the application's answer, unchanged)
+        → :meth:`prepare` (route and headers, read once)
+        → :meth:`dispatch` (call the handler, or answer 404/405)
+        → :meth:`conclude` (the response the client gets and the request's
+          log lines; where a request ends).
     """
 
     # Query parameters whose values this server's log lines never show.
@@ -206,7 +293,10 @@ class InternalHTTPServer:
         self._methods: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+        # A private subclass (what an instrumentation puts in this class's place)
+        # is an implementation detail: name the nearest public class instead.
+        public = next(cls for cls in type(self).__mro__ if not cls.__name__.startswith("_"))
+        return f"{public.__name__}({self.name!r})"
 
     # -- registration -----------------------------------------------------
 
@@ -332,7 +422,12 @@ class InternalHTTPServer:
         found = self._match_path(method, path)
         if type(headers) is not Headers:
             headers = Headers(headers)
-        return Request(method, target, path, query, headers, connection, found)
+        # A serving layer's exchange goes to the first request prepared
+        # while it serves: its own handle_request call's, never a nested one's.
+        exchange = _SERVING.get()
+        if exchange is not None:
+            _SERVING.set(None)
+        return Request(method, target, path, query, headers, connection, found, exchange)
 
     def dispatch(self, request: Request, body: bytes = b"") -> Any:
         """Answer a prepared request: call its handler, or build the 404 or 405 response."""
@@ -365,64 +460,38 @@ class InternalHTTPServer:
 
         Handlers always receive a :class:`Headers`, whatever mapping (or
         ``None``) the caller passed, so their header look-ups are
-        case-insensitive however the application is served.
+        case-insensitive however the application is served. When a serving
+        layer serves the request, it ends here, in :meth:`conclude`.
         """
-        request = self.prepared_request(method, path, headers)
-        if request is None:
-            request = self.prepare(method, path, headers, connection)
-        return self.dispatch(request, body)
-
-    def prepared_request(self, method: Any, path: Any, headers: Any) -> Optional[Request]:
-        """The request :meth:`respond` prepared, when this is the ``handle_request`` call it made.
-
-        :meth:`respond` passes the request's own parts on; a ``handle_request``
-        that receives exactly those objects answers that request instead of
-        reading it again, so a served request is routed and parsed once.
-        The request is claimed by the first such call; any other call (a
-        subclass that rewrote the target, a handler calling another server)
-        gets ``None`` and prepares its own.
-        """
-        prepared = _RESPONDING.get()
-        if (
-            prepared is None
-            or path is not prepared.target
-            or method is not prepared.method
-            or headers is not prepared.headers
-        ):
-            return None
-        _RESPONDING.set(None)
-        return prepared
-
-    def respond(self, request: Request, body: bytes = b"", *, raise_exceptions: bool = False) -> Outcome:
-        """Answer a prepared request the way the client will receive it.
-
-        Calls :meth:`handle_request` with the request's parts and translates
-        its value with :func:`~internalhttp.response.normalize_response`.
-        An ``Exception`` from either is logged on the ``internalhttp`` logger
-        and answered with a 500 (or, with ``raise_exceptions``, propagates
-        unchanged, as :class:`~internalhttp.testing.TestClient` wants).
-        This is where a request ends, in every serving layer: code that
-        extends it sees the response as sent, status and headers included.
-        """
-        responding = _RESPONDING.set(request)
+        request = self.prepare(method, path, headers, connection)
+        if request.exchange is None:
+            return self.dispatch(request, body)
         try:
-            value = self.handle_request(
-                request.method, request.target, request.headers, body, connection=request.connection
-            )
+            value = self.dispatch(request, body)
         except Exception as error:
-            if raise_exceptions:
-                raise
-            self.log_failure(request, error)
-            outcome = Outcome(internal_server_error(), None, error)
-        else:
-            outcome = response_for(value)
-            if outcome.error is not None:
-                if raise_exceptions:
-                    raise outcome.error
+            self.conclude(request, error=error)
+            raise
+        self.conclude(request, value)
+        return value
+
+    def conclude(self, request: Request, value: Any = None, error: Optional[Exception] = None) -> Outcome:
+        """End a dispatched request: the response the client receives, and its log lines.
+
+        ``value`` is what the handler returned, or ``error`` what it raised.
+        The response is :func:`~internalhttp.response.response_for` the
+        value (the one rule every serving layer applies), or the 500 every
+        serving layer sends for an exception. When a serving layer serves
+        the request, the failure (if any) and the access line are logged
+        here, inside whatever wraps the request (a span's context), and the
+        outcome is left for the serving layer, which sends it as it is.
+        """
+        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        exchange = request.exchange
+        if exchange is not None:
+            if outcome.error is not None and not exchange.raise_exceptions:
                 self.log_failure(request, outcome.error)
-        finally:
-            _RESPONDING.reset(responding)
-        self.log_access(request, outcome.response)
+            self.log_access(request, outcome.response)
+            exchange.outcome = outcome
         return outcome
 
     def log_access(self, request: Request, response: NormalizedResponse) -> None:
@@ -430,8 +499,8 @@ class InternalHTTPServer:
 
         ``client - "METHOD target" status bytes``, the target with query
         credentials redacted and control characters escaped. Called by
-        :meth:`respond` before the response is written, so whatever wraps
-        ``respond`` (a span's context) is still current.
+        :meth:`conclude` before the response is written, so whatever wraps
+        ``handle_request`` (a span's context) is still current.
         """
         if access_logger.isEnabledFor(logging.INFO):
             client = getattr(request.connection, "client_address", None) or "-"
@@ -446,10 +515,13 @@ class InternalHTTPServer:
 
     def log_failure(self, request: Request, error: BaseException) -> None:
         """Log a request that failed (a 500), with the traceback, on the ``internalhttp`` logger at ERROR."""
+        self._log_failure_line(request.method, request.target, error)
+
+    def _log_failure_line(self, method: Any, target: Any, error: BaseException) -> None:
         logger.error(
             "internalhttp: error while handling %s %s",
-            escape_control(str(request.method)),
-            loggable_target(request.target, self.sensitive_query_parameters),
+            escape_control(str(method)),
+            loggable_target(str(target), self.sensitive_query_parameters),
             exc_info=error,
         )
 
@@ -460,6 +532,57 @@ class InternalHTTPServer:
         logged it); a subclass may record it, as telemetry does.
         """
 
+    def exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Any,
+        body: bytes = b"",
+        connection: Optional[ConnectionInfo] = None,
+        *,
+        raise_exceptions: bool = False,
+    ) -> Outcome:
+        """What a serving layer calls for each request: how it ended, the response to send included.
+
+        Calls :meth:`handle_request` and takes the outcome its
+        :meth:`conclude` left. An ``Exception`` is answered with a 500
+        (logged in :meth:`conclude`), or, with ``raise_exceptions``,
+        propagates unchanged, as :class:`~internalhttp.testing.TestClient`
+        wants; so does the error of a value that cannot be sent.
+        """
+        exchange = Exchange(raise_exceptions)
+        serving = _SERVING.set(exchange)
+        try:
+            value = self.handle_request(method, target, headers, body, connection=connection)
+        except Exception as error:
+            if raise_exceptions:
+                raise
+            return exchange.outcome or self._unconcluded(method, target, error=error)
+        finally:
+            _SERVING.reset(serving)
+        outcome = exchange.outcome
+        if outcome is None or outcome.value is not value:
+            # Not concluded, or a wrapper around handle_request answered
+            # something else: the client gets what handle_request returned.
+            outcome = self._unconcluded(method, target, value)
+        if outcome.error is not None and raise_exceptions:
+            raise outcome.error
+        return outcome
+
+    def _unconcluded(
+        self, method: Any, target: Any, value: Any = None, error: Optional[Exception] = None
+    ) -> Outcome:
+        """The outcome of a request whose ``handle_request`` value was not the one concluded.
+
+        A subclass or wrapper that answers without (or around) the
+        framework's ``handle_request``: its value still gets the one rule,
+        and a failure its log line.
+        """
+        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        if outcome.error is not None:
+            self._log_failure_line(method, target, outcome.error)
+        return outcome
+
     def serve_request(
         self,
         method: str,
@@ -468,5 +591,5 @@ class InternalHTTPServer:
         body: bytes = b"",
         connection: Optional[ConnectionInfo] = None,
     ) -> NormalizedResponse:
-        """What a serving layer calls for each request: the response to send, never raising."""
-        return self.respond(self.prepare(method, target, headers, connection), body).response
+        """The response to send for one request, never raising: :meth:`exchange`'s response."""
+        return self.exchange(method, target, headers, body, connection).response

@@ -55,7 +55,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, Iterator, List, NamedTupl
 
 from internalhttp.redaction import escape_control, loggable_target
 from internalhttp.response import dispatch, status_allows_body
-from internalhttp.server import ConnectionInfo, Headers, Refusal
+from internalhttp.server import ConnectionInfo, Headers, Refusal, local_endpoint, socket_endpoint
 from internalhttp.version import __version__
 from internalhttp.wire import (
     DEFAULT_GRACE_PERIOD,
@@ -69,6 +69,7 @@ from internalhttp.wire import (
     parse_chunk_size,
     parse_content_length,
     parse_request_line,
+    readable_request_line,
 )
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -368,7 +369,12 @@ class _RequestHandler:
         return not self.close_connection
 
     def _parse_head(self) -> None:
-        self.command, self.path, self.request_version = parse_request_line(self.requestline)
+        try:
+            self.command, self.path, self.request_version = parse_request_line(self.requestline)
+        except RequestError:
+            # The refusal still says what was asked, when the line tells it.
+            self.command, self.path = readable_request_line(self.requestline)
+            raise
         try:
             self.headers = http.client.parse_headers(io.BytesIO(self._fields))
         except http.client.HTTPException as exc:  # more than 100 fields
@@ -469,14 +475,16 @@ class _RequestHandler:
                 drained += len(data)
 
     def _connection_info(self) -> ConnectionInfo:
-        local = self.connection.getsockname()
+        transport, local_address, local_port = local_endpoint(self.connection)
+        _, client_address, client_port = socket_endpoint(self.connection.family, self.client_address)
         return ConnectionInfo(
-            client_address=self.client_address[0],
-            client_port=self.client_address[1],
-            server_address=local[0],
-            server_port=local[1],
+            client_address=client_address,
+            client_port=client_port,
+            server_address=local_address,
+            server_port=local_port,
             scheme="http",
             protocol_version=self.request_version.partition("/")[2] or None,
+            transport=transport,
         )
 
     # -- logging --------------------------------------------------------------
@@ -760,12 +768,14 @@ class _HTTPServer:
         return found.end() if found and not conn.buffer.startswith((b"\r", b"\n")) else -1
 
     def _refuse_head(self, conn: _Connection) -> bool:
-        # Only the start of the request line is kept, for the access log.
-        handler = _RequestHandler(self, conn, bytes(conn.buffer[:200]))
-        if b"\n" not in conn.buffer[: self.limits.max_head_size]:
-            handler._refuse(414, "Request line too long")
-        else:
-            handler._refuse(431, "Request head too large")
+        line_end = conn.buffer.find(b"\n", 0, self.limits.max_head_size)
+        if line_end < 0:
+            # Only the start of the request line is kept, for the access log.
+            _RequestHandler(self, conn, bytes(conn.buffer[:200]))._refuse(414, "Request line too long")
+            return False
+        handler = _RequestHandler(self, conn, bytes(conn.buffer[:line_end]))
+        handler.command, handler.path = readable_request_line(handler.requestline)
+        handler._refuse(431, "Request head too large")
         return False
 
     def _give_back(self, conn: _Connection, keep: bool) -> None:

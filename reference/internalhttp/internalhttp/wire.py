@@ -35,6 +35,7 @@ __all__ = [
     "parse_chunk_size",
     "parse_content_length",
     "parse_request_line",
+    "readable_request_line",
 ]
 
 # RFC 9110, section 5.6.2: methods and field names are tokens.
@@ -108,6 +109,26 @@ def parse_request_line(line: str) -> Tuple[str, str, str]:
     if not is_token(method):
         raise RequestError(400, "Bad request method")
     return method, target, version
+
+
+def readable_request_line(line: str) -> Tuple[str, str]:
+    """The method and target of a request line, when they can be read; else ``("", "")``.
+
+    For answering a request line that :func:`parse_request_line` refused: a
+    line of three words whose first is a method token says what was asked
+    (``GET /users/1``) even when its version is not one the server speaks.
+
+    >>> readable_request_line("GET /users/1 HTTP/2.0")
+    ('GET', '/users/1')
+    >>> readable_request_line("GET /users/1")
+    ('', '')
+    >>> readable_request_line("G@T / HTTP/2.0")
+    ('', '')
+    """
+    words = line.split()
+    if len(words) != 3 or not is_token(words[0]):
+        return "", ""
+    return words[0], words[1]
 
 
 def parse_content_length(values: Iterable[str]) -> Optional[int]:

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from wsgiref.util import is_hop_by_hop
 
 from internalhttp.response import dispatch, normalize_response
-from internalhttp.server import ConnectionInfo, Headers, Refusal
+from internalhttp.server import ConnectionInfo, Headers, Refusal, local_endpoint
 from internalhttp.wire import DEFAULT_MAX_BODY_SIZE, RequestError, parse_content_length
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -64,8 +64,12 @@ def make_wsgi_app(
       is answered with 413 without calling the application, and without
       reading it when ``CONTENT_LENGTH`` announces it; an invalid
       ``CONTENT_LENGTH`` with 400;
-    * connection: ``REMOTE_ADDR``/``REMOTE_PORT``, ``SERVER_NAME``/
-      ``SERVER_PORT``, ``wsgi.url_scheme`` and ``SERVER_PROTOCOL``.
+    * connection: ``REMOTE_ADDR``/``REMOTE_PORT`` (the peer),
+      ``wsgi.url_scheme``, ``SERVER_PROTOCOL``, ``SCRIPT_NAME`` (the root
+      path), and the local end and transport from the connection's own
+      socket, ``environ["gunicorn.socket"]``, when the server provides it
+      (never ``SERVER_NAME``/``SERVER_PORT``, which gunicorn takes from the
+      client's ``Host``).
 
     The response is normalised by :func:`~internalhttp.response.normalize_response`.
     A handler exception (or an invalid return value) is logged on the
@@ -142,14 +146,29 @@ def _read_body(environ: WSGIEnvironment, limit: int) -> bytes:
 
 def _connection_info(environ: WSGIEnvironment) -> ConnectionInfo:
     protocol: str = environ.get("SERVER_PROTOCOL", "")
+    # SERVER_NAME and SERVER_PORT are no local address: gunicorn fills them
+    # from the client's Host header. The connection's own socket, when the
+    # server shares it, tells the truth; without it the local end is unknown.
+    sock = environ.get("gunicorn.socket")
+    transport, local_address, local_port = ("tcp", None, None) if sock is None else local_endpoint(sock)
     return ConnectionInfo(
         client_address=environ.get("REMOTE_ADDR") or None,
         client_port=_port(environ.get("REMOTE_PORT")),
-        server_address=environ.get("SERVER_NAME") or None,
-        server_port=_port(environ.get("SERVER_PORT")),
+        server_address=local_address,
+        server_port=local_port,
         scheme=environ.get("wsgi.url_scheme", "http"),
         protocol_version=protocol.partition("/")[2] or None,
+        transport=transport,
+        root_path=_root_path(environ),
     )
+
+
+def _root_path(environ: WSGIEnvironment) -> str:
+    """Where the application is mounted: ``SCRIPT_NAME`` percent-encoded, no trailing slash."""
+    script_name: str = environ.get("SCRIPT_NAME", "")
+    if not script_name:
+        return ""
+    return quote(script_name.encode("latin-1"), safe=_PATH_SAFE).rstrip("/")
 
 
 def _port(value: Any) -> Optional[int]:

@@ -13,7 +13,7 @@ import threading
 from dataclasses import dataclass
 from typing import Any, List, Mapping, Optional, Tuple
 
-from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer
+from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Refusal
 
 TIMEOUT = 5.0
 
@@ -35,12 +35,16 @@ class RecordingServer(InternalHTTPServer):
     def __init__(self, name: str) -> None:
         super().__init__(name)
         self.calls: List[Call] = []
+        self.refusals: List[Refusal] = []
         self.release = threading.Event()  # lets /slow return
         self.entered = threading.Event()  # set when /slow starts
 
     def handle_request(self, method, path, headers=None, body=b"", *, connection=None):  # type: ignore[override]
         self.calls.append(Call(method, path, headers, body, connection))
         return super().handle_request(method, path, headers, body, connection=connection)
+
+    def refused(self, refusal: Refusal) -> None:
+        self.refusals.append(refusal)
 
 
 def build_app() -> RecordingServer:

@@ -190,7 +190,7 @@ def test_a_bad_content_length_is_a_400_and_is_not_dispatched(
     assert app.calls == []
 
 
-def test_the_connection_comes_from_the_environ(app: RecordingServer) -> None:
+def test_the_peer_scheme_and_protocol_come_from_the_environ(app: RecordingServer) -> None:
     environ = {
         "REMOTE_ADDR": "10.0.0.1",
         "REMOTE_PORT": "54321",
@@ -202,11 +202,13 @@ def test_the_connection_comes_from_the_environ(app: RecordingServer) -> None:
 
     call(make_wsgi_app(app), environ)
 
+    # SERVER_NAME/SERVER_PORT are not the local end (gunicorn takes them from
+    # the client's Host); without the connection's socket it is unknown.
     assert app.calls[0].connection == ConnectionInfo(
         client_address="10.0.0.1",
         client_port=54321,
-        server_address="api.example",
-        server_port=8443,
+        server_address=None,
+        server_port=None,
         scheme="https",
         protocol_version="2",
     )
@@ -327,6 +329,7 @@ def test_under_wsgiref_the_connection_is_described(wsgiref_server: WSGIServer, a
 
     connection = app.calls[0].connection
     assert connection is not None
+    # wsgiref shares no socket in the environ: the local end is unknown.
     assert (
         connection.client_address,
         connection.server_port,
@@ -334,7 +337,7 @@ def test_under_wsgiref_the_connection_is_described(wsgiref_server: WSGIServer, a
         connection.protocol_version,
     ) == (
         "127.0.0.1",
-        wsgiref_server.server_port,
+        None,
         "http",
         "1.1",
     )
