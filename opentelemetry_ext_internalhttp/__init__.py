@@ -432,6 +432,13 @@ class InstrumentOptions(TypedDict, total=False):
     trusted_proxies: Optional[Union[str, list[str]]]
     forwarded_headers: Optional[str]
     public_endpoint: Optional[Union[bool, str, Callable[[RequestView], bool]]]
+    body_capture_limit: Optional[int]
+    sensitive_path_parameters: Optional[Union[str, list[str]]]
+    sensitive_path_parameters_replace: Optional[Union[str, list[str]]]
+    server_timing: Optional[bool]
+    exclude: Optional[Callable[[RequestView], bool]]
+    excluded_methods: Optional[Union[str, list[str]]]
+    server_error_statuses: Optional[Union[str, list[str]]]
 
 
 # What BaseInstrumentor.instrument() itself takes, beside our options.

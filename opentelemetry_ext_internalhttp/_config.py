@@ -29,9 +29,10 @@ from __future__ import annotations
 import importlib
 import logging
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, NamedTuple, Optional
 
+from internalhttp.redaction import SENSITIVE_PATH_PARAMETERS as SENSITIVE_PATH_PARAMETERS_DEFAULTS
 from opentelemetry.util.http import (
     OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
     ExcludeList,
@@ -42,6 +43,7 @@ from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PA
 from opentelemetry_ext_internalhttp._internals import OTEL_SEMCONV_STABILITY_OPT_IN
 from opentelemetry_ext_internalhttp._options import (
     _BOOLEANS,
+    BODY_CAPTURE_LIMIT,
     CAPTURED_REQUEST_HEADERS,
     CAPTURED_RESPONSE_HEADERS,
     CONFIG_FILE_BLOCK,
@@ -50,6 +52,8 @@ from opentelemetry_ext_internalhttp._options import (
     CONFIG_FILE_VARIABLE,
     EXCEPTION_SIGNAL_VARIABLE,
     EXCEPTION_SIGNALS,
+    EXCLUDE,
+    EXCLUDED_METHODS,
     EXCLUDED_URLS,
     FORWARDED_HEADERS,
     KNOWN_METHODS,
@@ -58,8 +62,12 @@ from opentelemetry_ext_internalhttp._options import (
     OPTIONS,
     PUBLIC_ENDPOINT,
     SANITIZED_HEADERS,
+    SENSITIVE_PATH_PARAMETERS,
+    SENSITIVE_PATH_PARAMETERS_REPLACE,
     SENSITIVE_QUERY_PARAMETERS,
     SENSITIVE_QUERY_PARAMETERS_REPLACE,
+    SERVER_ERROR_STATUSES,
+    SERVER_TIMING,
     TRUSTED_PROXIES,
     Option,
     PublicEndpoint,
@@ -89,6 +97,17 @@ class Settings(NamedTuple):
     # Whose forwarding headers are believed, and which family they write.
     proxies: ProxyRules
     public_endpoint: PublicEndpoint
+    # Opt-in body content: at most this many bytes of each body.
+    body_capture_limit: int
+    # Path parameters whose values url.path, http.target and log lines redact.
+    redacted_path_params: tuple[str, ...]
+    # Server-Timing: traceparent on every response sent.
+    server_timing: bool
+    # Requests not recorded: by a function of the request, by method.
+    exclude: Optional[Callable[[Any], bool]]
+    excluded_methods: frozenset[str]
+    # The status codes that make a SERVER span an error.
+    server_error_statuses: frozenset[int]
 
 
 class ConfigFile(NamedTuple):
@@ -281,6 +300,16 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
         **_exception_signal(),
         proxies=ProxyRules(value(TRUSTED_PROXIES), value(FORWARDED_HEADERS)),
         public_endpoint=value(PUBLIC_ENDPOINT),
+        body_capture_limit=value(BODY_CAPTURE_LIMIT),
+        redacted_path_params=add_or_replace(
+            SENSITIVE_PATH_PARAMETERS_DEFAULTS,
+            value(SENSITIVE_PATH_PARAMETERS_REPLACE),
+            value(SENSITIVE_PATH_PARAMETERS),
+        ),
+        server_timing=value(SERVER_TIMING),
+        exclude=value(EXCLUDE),
+        excluded_methods=frozenset(value(EXCLUDED_METHODS)),
+        server_error_statuses=value(SERVER_ERROR_STATUSES),
     )
 
 

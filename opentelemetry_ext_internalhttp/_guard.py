@@ -58,6 +58,7 @@ END_SPAN = LogAndGoOn("end a span")
 EMIT_EXCEPTION = LogAndGoOn("emit an exception log event")
 INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse to a response")
 DECIDE_PUBLIC = LogAndGoOn("run public_endpoint")
+DECIDE_EXCLUDED = LogAndGoOn("run exclude")
 
 
 class LogAndRecordOnSpan(LogAndGoOn):

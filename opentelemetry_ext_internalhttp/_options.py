@@ -20,7 +20,7 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
 )
 
-from opentelemetry_ext_internalhttp._bodies import BODY_CONTENT_ATTRIBUTES
+from opentelemetry_ext_internalhttp._bodies import BODY_CONTENT_ATTRIBUTES, DEFAULT_BODY_CAPTURE_LIMIT_KIB
 from opentelemetry_ext_internalhttp._internals import _StabilityMode
 from opentelemetry_ext_internalhttp._proxies import (
     DEFAULT_TRUSTED_PROXIES,

@@ -48,18 +48,30 @@ def status_sent(status: Optional[int], error: Optional[BaseException]) -> Option
 class OutcomeRecording:
     """Records how requests ended, as one configuration asks."""
 
-    __slots__ = ("_exception_logger", "_keys", "_span_events")
+    __slots__ = ("_error_statuses", "_exception_logger", "_keys", "_span_events")
 
-    def __init__(self, keys: AttributeKeys, span_events: bool, exception_logger: Optional[Logger]) -> None:
+    def __init__(
+        self,
+        keys: AttributeKeys,
+        error_statuses: frozenset[int],
+        span_events: bool,
+        exception_logger: Optional[Logger],
+    ) -> None:
         self._keys = keys
+        # The statuses that make a SERVER span an error (5xx only, by default all).
+        self._error_statuses = error_statuses
         # Where a handler's exception goes: a span event, a log event, or both.
         self._span_events = span_events
         self._exception_logger = exception_logger
 
     def on_span(self, span: Span, status: Optional[int], error: Optional[BaseException]) -> Optional[str]:
-        """Status code, ``error.type`` and span status on the span; returns the ``error.type``."""
+        """Status code, ``error.type`` and span status on the span; returns the ``error.type``.
+
+        An exception is always an error; a status only when it is one of the
+        server error statuses (every 5xx unless configured narrower).
+        """
         kind = error_type(error) if error is not None else None
-        if kind is None and status is not None and status >= 500:
+        if kind is None and status in self._error_statuses:
             kind = str(status)
         if not span.is_recording():
             return kind

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any, Optional
 
+from internalhttp.redaction import redact_path
 from internalhttp.response import NormalizedResponse
 from internalhttp.server import Headers, InternalHTTPServer, Request
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
@@ -35,6 +36,12 @@ from opentelemetry_ext_internalhttp._attributes import (
     body_size,
     protocol_version,
     synthetic_type,
+)
+from opentelemetry_ext_internalhttp._bodies import (
+    BODY_CONTENT_ATTRIBUTES,
+    HTTP_REQUEST_BODY_CONTENT,
+    HTTP_RESPONSE_BODY_CONTENT,
+    body_content,
 )
 from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
@@ -64,6 +71,7 @@ class RequestReading:
         "_server_addresses",
         "_settings",
         "_shared",
+        "body_content",
         "keys",
         "metric_opt_ins",
         "span_opt_ins",
@@ -81,6 +89,9 @@ class RequestReading:
         self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
         self._prefixes = BoundedValues(_PREFIX_LIMIT)
         self._shared: dict[tuple[str, Optional[str], str, Optional[str]], SharedAttributes] = {}
+        # The body content opt-ins, recorded in the stable conventions only
+        # (their attributes are of those conventions, and of schema 1.45.0).
+        self.body_content = frozenset(BODY_CONTENT_ATTRIBUTES) & opt_in if keys.new else frozenset()
 
     def origin_of(self, request: Request) -> Origin:
         """Who sent the request and what it addressed, believing only trusted proxies."""
@@ -131,7 +142,7 @@ class RequestReading:
         """Every span attribute known when the request starts (so samplers see them)."""
         attributes = dict(shared.span)
         self._add_request_attributes(attributes, request, origin, nested)
-        if self.span_opt_ins:
+        if self.span_opt_ins or self.body_content:
             self._add_opt_in_attributes(attributes, request, body)
         return attributes
 
@@ -143,8 +154,13 @@ class RequestReading:
         headers = request.headers.lowered()
         if keys.new and attributes[keys.method[-1]] != request.method:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
-        path = origin.prefix + request.path if request.path else ""
-        add_url(attributes, keys, path, request.query, self._settings.redacted_query_params)
+        add_url(
+            attributes,
+            keys,
+            self.recorded_path(request, origin),
+            request.query,
+            self._settings.redacted_query_params,
+        )
         connection = request.connection
         server = server_of(origin)
         if server[0] is None:
@@ -158,6 +174,20 @@ class RequestReading:
         patterns = self._settings.captured_request_headers
         if patterns and not nested:
             attributes.update(self.captured(headers, patterns, request=True))
+
+    def recorded_path(self, request: Request, origin: Origin) -> str:
+        """The path as the client sent it, the application root first, secret path parameters redacted.
+
+        The route template says which segment holds which parameter; with
+        no route (a 404), nothing is known to be a secret.
+        """
+        if not request.path:
+            return ""  # a request line that could not be read
+        path = request.path
+        route = request.match.route
+        if route is not None:
+            path = redact_path(path, route, self._settings.redacted_path_params)
+        return origin.prefix + path
 
     def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
         opted = self.span_opt_ins
@@ -173,6 +203,16 @@ class RequestReading:
             size = body_size(body)
             if size is not None:
                 attributes[HTTP_REQUEST_BODY_SIZE] = size
+        if HTTP_REQUEST_BODY_CONTENT in self.body_content:
+            headers = request.headers.lowered()
+            content = body_content(
+                body,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                self._settings.body_capture_limit,
+            )
+            if content is not None:
+                attributes[HTTP_REQUEST_BODY_CONTENT] = content
 
     def metric_extras(self, request: Request) -> Optional[dict[str, Any]]:
         """The opt-in metric attributes of this request, each bounded."""
@@ -202,6 +242,16 @@ class RequestReading:
             attributes.update(self.captured(Headers(response.headers), patterns, request=False))
         if "http.response.body.size" in self.span_opt_ins:
             attributes[HTTP_RESPONSE_BODY_SIZE] = len(response.body)
+        if HTTP_RESPONSE_BODY_CONTENT in self.body_content:
+            headers = Headers(response.headers)
+            content = body_content(
+                response.body,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                self._settings.body_capture_limit,
+            )
+            if content is not None:
+                attributes[HTTP_RESPONSE_BODY_CONTENT] = content
         return attributes
 
     def captured(

@@ -35,6 +35,7 @@ from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind
 
 from opentelemetry_ext_internalhttp import _guard
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys, body_size
+from opentelemetry_ext_internalhttp._bodies import BODY_CONTENT_ATTRIBUTES, BODY_CONTENT_SCHEMA_URL
 from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._instruments import Instruments
 from opentelemetry_ext_internalhttp._internals import (
@@ -51,6 +52,7 @@ from opentelemetry_ext_internalhttp._internals import (
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes
 from opentelemetry_ext_internalhttp._options import UNTRUSTED
 from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sent
+from opentelemetry_ext_internalhttp._proxies import Origin
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
 from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
@@ -178,6 +180,9 @@ class _RequestTelemetry:
         # The stable conventions as this code follows them (docs/http in
         # semantic-conventions v1.44.0); the old ones as their last schema.
         schema_url = _get_schema_url(sem_conv_opt_in_mode) if not keys.new else _SCHEMA_URL
+        if keys.new and settings.opt_in & set(BODY_CONTENT_ATTRIBUTES):
+            # The schema in which the body content attributes appear.
+            schema_url = BODY_CONTENT_SCHEMA_URL
         self._tracer = trace.get_tracer(
             _INSTRUMENTATION_NAME, __version__, tracer_provider, schema_url=schema_url
         )
@@ -194,7 +199,9 @@ class _RequestTelemetry:
             exception_logger = get_logger(
                 _INSTRUMENTATION_NAME, __version__, logger_provider, schema_url=schema_url
             )
-        self._outcomes = OutcomeRecording(keys, settings.exception_span_events, exception_logger)
+        self._outcomes = OutcomeRecording(
+            keys, settings.server_error_statuses, settings.exception_span_events, exception_logger
+        )
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
@@ -288,8 +295,7 @@ class _RequestTelemetry:
             return None
         reading = self._reading
         origin = reading.origin_of(request)
-        excluded = self._settings.excluded
-        if excluded is not None and reading.is_excluded(excluded, request, origin):
+        if self._is_skipped(server, request, body, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
@@ -323,6 +329,21 @@ class _RequestTelemetry:
         if self._request_hook is not None and run_hooks:
             self._run_hook(state, self._request_hook)
         return state
+
+    def _is_skipped(self, server: InternalHTTPServer, request: Request, body: Any, origin: Origin) -> bool:
+        """Whether the request is not to be recorded: by URL, by method, or by the exclude function."""
+        settings = self._settings
+        if settings.excluded is not None and self._reading.is_excluded(settings.excluded, request, origin):
+            return True
+        if request.method in settings.excluded_methods:
+            return True
+        if settings.exclude is None:
+            return False
+        skipped = False  # a function that fails records the request: telemetry is not lost to a bug
+        with _guard.DECIDE_EXCLUDED:
+            view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
+            skipped = bool(settings.exclude(view))
+        return skipped
 
     def _parent_of(
         self, server: InternalHTTPServer, request: Request, body: Any
@@ -384,6 +405,8 @@ class _RequestTelemetry:
         if state.shared is not None and request.exchange is not None:
             with _guard.INJECT_RESPONSE_CONTEXT:
                 _inject_traceresponse(outcome.response)
+                if self._settings.server_timing:
+                    _add_server_timing(outcome.response, state.span)
         self._finish(state, outcome.response, outcome.error)
 
     def _finish(
@@ -431,6 +454,22 @@ def _answer_and_conclude(server: InternalHTTPServer, request: Request, body: Any
         raise
     server.conclude(request, value)
     return value
+
+
+def _add_server_timing(response: NormalizedResponse, span: Span) -> None:
+    """``Server-Timing: traceparent;desc="..."``, which browsers show to real-user monitoring scripts.
+
+    ``traceresponse`` is not exposed to them; Server-Timing is, once the
+    application allows the page's origin with ``Timing-Allow-Origin``.
+    """
+    span_context = span.get_span_context()
+    if not span_context.is_valid:
+        return
+    traceparent = (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    )
+    response.headers.append(("Server-Timing", f'traceparent;desc="{traceparent}"'))
+    response.headers.append(("Access-Control-Expose-Headers", "Server-Timing"))
 
 
 class _AppendHeader(Setter[list[tuple[str, str]]]):
