@@ -22,6 +22,7 @@ from functools import lru_cache
 from typing import Any, NamedTuple, Optional
 
 from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
+from internalhttp.routing import CodeLocation
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
     HTTP_FLAVOR,
@@ -39,6 +40,11 @@ from opentelemetry.semconv._incubating.attributes.net_attributes import (
     NET_PEER_PORT,
 )
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.code_attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+)
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_LOCAL_ADDRESS,
@@ -262,6 +268,20 @@ def synthetic_type(headers: Mapping[str, str]) -> Optional[str]:
     'bot'
     """
     return detect_synthetic_user_agent(headers.get("user-agent"))
+
+
+def code_attributes(location: CodeLocation, wanted: Iterable[str]) -> dict[str, Any]:
+    """The ``code.*`` attributes of a route's handler that were opted in.
+
+    >>> code_attributes(CodeLocation("shop.views.get_user", "/srv/shop/views.py", 12), ["code.function.name"])
+    {'code.function.name': 'shop.views.get_user'}
+    """
+    known = {
+        CODE_FUNCTION_NAME: location.function,
+        CODE_FILE_PATH: location.file,
+        CODE_LINE_NUMBER: location.line,
+    }
+    return {name: known[name] for name in wanted if known.get(name) is not None}
 
 
 def add_local(attributes: dict[str, Any], connection: Any, address: bool, port: bool) -> None:

@@ -34,6 +34,7 @@ from opentelemetry_ext_internalhttp._attributes import (
     add_url,
     add_user_agent,
     body_size,
+    code_attributes,
     protocol_version,
     synthetic_type,
 )
@@ -46,7 +47,7 @@ from opentelemetry_ext_internalhttp._bodies import (
 from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
-from opentelemetry_ext_internalhttp._options import METRIC_OPT_INS, SPAN_OPT_INS
+from opentelemetry_ext_internalhttp._options import CODE_OPT_INS, METRIC_OPT_INS, SPAN_OPT_INS
 from opentelemetry_ext_internalhttp._proxies import Origin, server_of
 
 # Shared attributes are cached per (method, route, scheme, version): all of
@@ -72,6 +73,7 @@ class RequestReading:
         "_settings",
         "_shared",
         "body_content",
+        "code_opt_ins",
         "keys",
         "metric_opt_ins",
         "span_opt_ins",
@@ -88,10 +90,11 @@ class RequestReading:
         self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
         self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
         self._prefixes = BoundedValues(_PREFIX_LIMIT)
-        self._shared: dict[tuple[str, Optional[str], str, Optional[str]], SharedAttributes] = {}
+        self._shared: dict[tuple[Any, ...], SharedAttributes] = {}
         # The body content opt-ins, recorded in the stable conventions only
         # (their attributes are of those conventions, and of schema 1.45.0).
         self.body_content = frozenset(BODY_CONTENT_ATTRIBUTES) & opt_in if keys.new else frozenset()
+        self.code_opt_ins = frozenset(CODE_OPT_INS) & opt_in
 
     def origin_of(self, request: Request) -> Origin:
         """Who sent the request and what it addressed, believing only trusted proxies."""
@@ -128,10 +131,15 @@ class RequestReading:
         found = request.match
         route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
         version = protocol_version(getattr(request.connection, "protocol_version", None))
-        key = (method, route, origin.scheme, version)
+        # The handler's location: two servers may route one template to two handlers.
+        location = found.location if self.code_opt_ins else None
+        key = (method, route, origin.scheme, version, location)
         shared = self._shared.get(key)
         if shared is None:
             shared = shared_attributes(self.keys, method, route, origin.scheme, version)
+            if location is not None:
+                # Worked out when the route was registered; each request copies them with the rest.
+                shared.span.update(code_attributes(location, self.code_opt_ins))
             if len(self._shared) < _SHARED_CACHE_LIMIT:
                 self._shared[key] = shared
         return shared

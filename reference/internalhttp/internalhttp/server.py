@@ -380,7 +380,7 @@ class InternalHTTPServer:
         for template, params, routes in self._candidates(request_path):
             route = routes.get(method)
             if route is not None:
-                return RouteMatch(status=200, route=template, handler=route.handler, params=params)
+                return RouteMatch(200, template, route.handler, params, location=route.location)
             if first_fit is None:
                 first_fit = (template, params)
             allowed.update(dict.fromkeys(routes))
