@@ -368,6 +368,7 @@ from opentelemetry_ext_internalhttp._config import (
 from opentelemetry_ext_internalhttp._instrumented import (
     _InstrumentedInternalHTTPServer,
     instrument_server,
+    set_class_telemetry,
     telemetry_of,
     uninstrument_server,
 )
@@ -493,9 +494,8 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             # The SDK skips a block with enabled: false, and opentelemetry-instrument's
             # loader then instruments every installed instrumentation anyway.
             return
-        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(
-            cast(InstrumentOptions, kwargs), config_file, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS
-        )
+        options = cast(InstrumentOptions, kwargs)
+        set_class_telemetry(_build_telemetry(options, config_file, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS))
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
@@ -506,7 +506,7 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _InstrumentedInternalHTTPServer:
                 setattr(module, attribute, _OriginalInternalHTTPServer)
-        _InstrumentedInternalHTTPServer._class_telemetry = None
+        set_class_telemetry(None)
 
     @staticmethod
     def instrument_app(server: InternalHTTPServer, **options: Unpack[InstrumentOptions]) -> None:

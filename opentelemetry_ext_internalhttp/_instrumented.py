@@ -131,28 +131,35 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
     def _is_instrumented_by_opentelemetry(self) -> bool:
         return telemetry_of(self) is not None
 
-    @property
-    def sensitive_query_parameters(self) -> tuple[str, ...]:  # type: ignore[override]  # read-only here
-        """The telemetry's list while instrumented, so log lines and spans redact alike."""
-        telemetry = telemetry_of(self)
-        if telemetry is None:
-            return _OriginalInternalHTTPServer.sensitive_query_parameters
-        return telemetry.sensitive_query_parameters
-
 
 # The interceptions instrument_app sets on a server of another class.
 _INTERCEPTIONS = {"handle_request": handle_request, "refused": refused, "log_failure": log_failure}
+# The framework's redaction lists, which the telemetry's replace while it
+# records, so that log lines and spans redact alike.
+_REDACTION = ("sensitive_query_parameters", "sensitive_path_parameters")
+
+
+def set_class_telemetry(telemetry: Optional[_RequestTelemetry]) -> None:
+    """What every server of the replacement class records with (instrument(); None: uninstrument())."""
+    cls = _InstrumentedInternalHTTPServer
+    cls._class_telemetry = telemetry
+    for name in _REDACTION:
+        if telemetry is not None:
+            setattr(cls, name, getattr(telemetry, name))
+        elif name in vars(cls):
+            delattr(cls, name)  # the framework's list again
 
 
 def instrument_server(server: _OriginalInternalHTTPServer, telemetry: _RequestTelemetry) -> None:
     """Give one server its own telemetry (instrument_app)."""
     setattr(server, _INSTANCE_TELEMETRY, telemetry)
+    for name in _REDACTION:
+        setattr(server, name, getattr(telemetry, name))
     if not isinstance(server, _InstrumentedInternalHTTPServer):
         # Instance attributes shadow the class's, so this reaches every
         # caller of the seams and leaves the class untouched.
         for name, function in _INTERCEPTIONS.items():
             setattr(server, name, function.__get__(server))
-        server.sensitive_query_parameters = telemetry.sensitive_query_parameters
         setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
 
 
@@ -161,8 +168,10 @@ def uninstrument_server(server: _OriginalInternalHTTPServer) -> None:
     if isinstance(server, _InstrumentedInternalHTTPServer):
         # An explicit "off" for this instance, which wins over the class.
         setattr(server, _INSTANCE_TELEMETRY, None)
+        for name in _REDACTION:
+            setattr(server, name, getattr(_OriginalInternalHTTPServer, name))
         return
     own = vars(server)
-    for name in (*_INTERCEPTIONS, _INSTANCE_TELEMETRY, "sensitive_query_parameters"):
+    for name in (*_INTERCEPTIONS, *_REDACTION, _INSTANCE_TELEMETRY):
         own.pop(name, None)
     setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute

@@ -191,6 +191,7 @@ class _RequestTelemetry:
         self._reading = RequestReading(keys, settings)
         self._settings = settings
         self.sensitive_query_parameters = settings.redacted_query_params
+        self.sensitive_path_parameters = settings.redacted_path_params
         # With exceptions as log events, the event is the request's error
         # record: the framework's own error line would say it a second time.
         self.exceptions_as_logs = settings.exception_logs

@@ -28,7 +28,12 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Callable, Dict, Iterable, Iterator, List, Mapping, NamedTuple, Optional, Tuple
 
-from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, escape_control, loggable_target
+from internalhttp.redaction import (
+    SENSITIVE_PATH_PARAMETERS,
+    SENSITIVE_QUERY_PARAMETERS,
+    escape_control,
+    loggable_target,
+)
 from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
@@ -283,6 +288,8 @@ class InternalHTTPServer:
 
     # Query parameters whose values this server's log lines never show.
     sensitive_query_parameters: Tuple[str, ...] = SENSITIVE_QUERY_PARAMETERS
+    # Path parameters (of the route a request matched) whose values its log lines never show.
+    sensitive_path_parameters: Tuple[str, ...] = SENSITIVE_PATH_PARAMETERS
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -508,22 +515,28 @@ class InternalHTTPServer:
                 '%s - "%s %s" %d %d',
                 client,
                 escape_control(str(request.method)),
-                loggable_target(request.target, self.sensitive_query_parameters),
+                self._loggable(request.target, request.match.route),
                 response.status,
                 len(response.body),
             )
 
     def log_failure(self, request: Request, error: BaseException) -> None:
         """Log a request that failed (a 500), with the traceback, on the ``internalhttp`` logger at ERROR."""
-        self._log_failure_line(request.method, request.target, error)
+        self._log_failure_line(request.method, request.target, error, request.match.route)
 
-    def _log_failure_line(self, method: Any, target: Any, error: BaseException) -> None:
+    def _log_failure_line(
+        self, method: Any, target: Any, error: BaseException, route: Optional[str] = None
+    ) -> None:
         logger.error(
             "internalhttp: error while handling %s %s",
             escape_control(str(method)),
-            loggable_target(str(target), self.sensitive_query_parameters),
+            self._loggable(str(target), route),
             exc_info=error,
         )
+
+    def _loggable(self, target: str, route: Optional[str]) -> str:
+        """A target as this server's log lines show it: credentials redacted, controls escaped."""
+        return loggable_target(target, self.sensitive_query_parameters, route, self.sensitive_path_parameters)
 
     def refused(self, refusal: Refusal) -> None:
         """Called by a serving layer for each request it refused without dispatching it.
