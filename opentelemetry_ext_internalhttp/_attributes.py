@@ -17,12 +17,13 @@ configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple, Optional
+from typing import Any, Generic, NamedTuple, Optional, TypeVar
 
 from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
 from internalhttp.routing import CodeLocation
+from internalhttp.server import ConnectionInfo
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
     HTTP_FLAVOR,
@@ -67,6 +68,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # version is a metric attribute.
 _PROTOCOL_VERSIONS = {"1.0": "1.0", "1.1": "1.1", "2": "2", "2.0": "2", "3": "3", "3.0": "3"}
 _MAX_PORT_DIGITS = 5
+_V = TypeVar("_V", bound=Hashable)
 
 
 class AttributeKeys(NamedTuple):
@@ -106,7 +108,7 @@ class AttributeKeys(NamedTuple):
         )
 
 
-def protocol_version(raw: Any) -> Optional[str]:
+def protocol_version(raw: object) -> Optional[str]:
     """The HTTP version as ``network.protocol.version``, or None for one no client can really speak.
 
     >>> protocol_version("1.1"), protocol_version("2.0"), protocol_version("1.0000000001")
@@ -196,7 +198,7 @@ def add_client(
     keys: AttributeKeys,
     client: Optional[str],
     forwarded: bool,
-    connection: Any,
+    connection: Optional[ConnectionInfo],
     client_port: bool,
 ) -> None:
     """The client: the socket's peer, and the original client behind trusted proxies.
@@ -230,7 +232,7 @@ def add_client(
 
 
 def _add_old_client(
-    attributes: dict[str, Any], peer_address: Any, peer_port: Any, original: Optional[str]
+    attributes: dict[str, Any], peer_address: Optional[str], peer_port: Optional[int], original: Optional[str]
 ) -> None:
     if peer_address:
         attributes[NET_PEER_IP] = peer_address
@@ -248,7 +250,7 @@ def add_user_agent(attributes: dict[str, Any], keys: AttributeKeys, headers: Map
             attributes[key] = user_agent
 
 
-def body_size(body: Any) -> Optional[int]:
+def body_size(body: object) -> Optional[int]:
     """The size in bytes of a request or response body, when it has one.
 
     >>> body_size(b"abc"), body_size("h\u00e9"), body_size(None)
@@ -284,15 +286,19 @@ def code_attributes(location: CodeLocation, wanted: Iterable[str]) -> dict[str, 
     return {name: known[name] for name in wanted if known.get(name) is not None}
 
 
-def add_local(attributes: dict[str, Any], connection: Any, address: bool, port: bool) -> None:
+def add_local(
+    attributes: dict[str, Any], connection: Optional[ConnectionInfo], address: bool, port: bool
+) -> None:
     """The opt-in ``network.local.address`` / ``network.local.port`` of the socket the request came on."""
-    if address and getattr(connection, "server_address", None):
+    if connection is None:
+        return
+    if address and connection.server_address:
         attributes[NETWORK_LOCAL_ADDRESS] = connection.server_address
-    if port and getattr(connection, "server_port", None):
+    if port and connection.server_port:
         attributes[NETWORK_LOCAL_PORT] = connection.server_port
 
 
-class BoundedValues:
+class BoundedValues(Generic[_V]):
     """Remembers up to ``limit`` distinct values; after that, a new one is refused.
 
     For opt-in metric attributes that come from outside the application
@@ -308,9 +314,9 @@ class BoundedValues:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._seen: set[Any] = set()
+        self._seen: set[_V] = set()
 
-    def admit(self, value: Any) -> Any:
+    def admit(self, value: _V) -> Optional[_V]:
         if value in self._seen:
             return value
         if len(self._seen) < self._limit:

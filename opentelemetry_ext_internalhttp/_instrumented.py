@@ -18,6 +18,7 @@ none, does what the class below it does.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Callable, ClassVar, Optional
 
 import internalhttp.server
@@ -73,7 +74,7 @@ def _answer_of(server: _OriginalInternalHTTPServer) -> Answer:
     if own_handle_request is _OriginalInternalHTTPServer.handle_request:
         return server.dispatch
 
-    def answer(request: Request, body: Any) -> Any:
+    def answer(request: Request, body: bytes) -> Any:
         return own_handle_request(
             server, request.method, request.target, request.headers, body, connection=request.connection
         )
@@ -85,7 +86,7 @@ def handle_request(
     server: _OriginalInternalHTTPServer,
     method: str,
     path: str,
-    headers: Any = None,
+    headers: Optional[Mapping[str, str]] = None,
     body: bytes = b"",
     *,
     connection: Optional[ConnectionInfo] = None,

@@ -138,7 +138,7 @@ def split_list(text: str) -> tuple[str, ...]:
     return tuple(item.strip() for item in text.split(",") if item.strip())
 
 
-def list_items(value: Any) -> tuple[str, ...]:
+def list_items(value: object) -> tuple[str, ...]:
     """A list setting's items, from a comma-separated string or a list of strings.
 
     >>> list_items("GET, PUT"), list_items(["GET", " PUT "])
@@ -164,7 +164,7 @@ def sorted_out(items: Iterable[str], is_valid: Callable[[str], bool]) -> Parsed:
     return Parsed(tuple(kept), tuple(repr(item) for item in rejected))
 
 
-def parse_patterns(value: Any) -> Parsed:
+def parse_patterns(value: object) -> Parsed:
     """Regular expressions, each kept only if it compiles, alone and joined to those before it.
 
     They are used joined into one expression, so one that compiles alone but
@@ -192,7 +192,7 @@ def _regex_problem(pattern: str) -> str:
     return ""
 
 
-def parse_methods(value: Any) -> Parsed:
+def parse_methods(value: object) -> Parsed:
     """HTTP methods: tokens, case-sensitive.
 
     >>> parse_methods("GET,BAD METHOD")
@@ -201,7 +201,7 @@ def parse_methods(value: Any) -> Parsed:
     return sorted_out(list_items(value), lambda item: _TOKEN.fullmatch(item) is not None)
 
 
-def parse_names(value: Any) -> Parsed:
+def parse_names(value: object) -> Parsed:
     """Names compared as written (query parameter names): every non-empty string is one.
 
     >>> parse_names("token, api_key")
@@ -210,7 +210,7 @@ def parse_names(value: Any) -> Parsed:
     return Parsed(list_items(value), ())
 
 
-def parse_opt_ins(value: Any) -> Parsed:
+def parse_opt_ins(value: object) -> Parsed:
     """The opt-ins named, ``all`` for every one but the body contents, which are named one by one.
 
     >>> parsed = parse_opt_ins("client.port,client.prot")
@@ -226,7 +226,7 @@ def parse_opt_ins(value: Any) -> Parsed:
     return Parsed(chosen, rejected)
 
 
-def parse_boolean(value: Any) -> Parsed:
+def parse_boolean(value: object) -> Parsed:
     """True or False, or ``true`` / ``false`` in any case.
 
     >>> parse_boolean("TRUE"), parse_boolean("yes")
@@ -240,7 +240,7 @@ def parse_boolean(value: Any) -> Parsed:
     return Parsed(flag, ()) if flag is not None else Parsed(None, (repr(value),))
 
 
-def parse_byte_count(value: Any) -> Parsed:
+def parse_byte_count(value: object) -> Parsed:
     """A whole number of bytes, 0 or more.
 
     >>> parse_byte_count("16384"), parse_byte_count(-1)
@@ -254,7 +254,7 @@ def parse_byte_count(value: Any) -> Parsed:
     return Parsed(None, (repr(value),))
 
 
-def parse_callable(value: Any) -> Parsed:
+def parse_callable(value: object) -> Parsed:
     """A callable (keyword arguments only)."""
     if not callable(value):
         raise TypeError("expected a callable")
@@ -266,7 +266,7 @@ def parse_callable(value: Any) -> Parsed:
 SERVER_ERROR_RANGE = range(500, 600)
 
 
-def parse_statuses(value: Any) -> Parsed:
+def parse_statuses(value: object) -> Parsed:
     """Status codes that make a SERVER span an error: codes and ranges, ``!`` to leave some out.
 
     Narrowing only: what is outside 500-599 is named and ignored. With only
@@ -307,7 +307,7 @@ def _status_range(text: str) -> Optional[range]:
     return range(first, last + 1)
 
 
-def parse_trusted_proxies(value: Any) -> Parsed:
+def parse_trusted_proxies(value: object) -> Parsed:
     """IP addresses and CIDR ranges, ``*`` for every peer; an empty list trusts no one.
 
     >>> parse_trusted_proxies("10.0.0.0/8, ::1, not-a-network")
@@ -331,7 +331,7 @@ def parse_choice(choices: Sequence[str]) -> Callable[[Any], Parsed]:
     Parsed(value='forwarded', rejected=())
     """
 
-    def parse(value: Any) -> Parsed:
+    def parse(value: object) -> Parsed:
         if not isinstance(value, str):
             raise TypeError(f"expected one of {', '.join(choices)}")
         choice = value.strip().lower()
@@ -340,7 +340,7 @@ def parse_choice(choices: Sequence[str]) -> Callable[[Any], Parsed]:
     return parse
 
 
-def parse_public_endpoint(value: Any) -> Parsed:
+def parse_public_endpoint(value: object) -> Parsed:
     """True, False, ``untrusted``, or a callable given the request's view.
 
     >>> [parse_public_endpoint(value).value for value in ("TRUE", "untrusted", False)]

@@ -88,8 +88,10 @@ class RequestReading:
         self.metric_opt_ins = _METRIC_OPT_INS & opt_in if keys.new else frozenset()
         self.wants_request_size = bool(opt_in & {"http.request.body.size", "http.server.request.body.size"})
         self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
-        self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
-        self._prefixes = BoundedValues(_PREFIX_LIMIT)
+        self._server_addresses: BoundedValues[tuple[Optional[str], Optional[int]]] = BoundedValues(
+            _METRIC_SERVER_ADDRESS_LIMIT
+        )
+        self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
         self._shared: dict[tuple[Any, ...], SharedAttributes] = {}
         # The body content opt-ins, recorded in the stable conventions only
         # (their attributes are of those conventions, and of schema 1.45.0).
@@ -145,7 +147,7 @@ class RequestReading:
         return shared
 
     def span_attributes(
-        self, shared: SharedAttributes, request: Request, origin: Origin, nested: bool, body: Any
+        self, shared: SharedAttributes, request: Request, origin: Origin, nested: bool, body: Optional[bytes]
     ) -> dict[str, Any]:
         """Every span attribute known when the request starts (so samplers see them)."""
         attributes = dict(shared.span)
@@ -197,7 +199,9 @@ class RequestReading:
             path = redact_path(path, route, self._settings.redacted_path_params)
         return origin.prefix + path
 
-    def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
+    def _add_opt_in_attributes(
+        self, attributes: dict[str, Any], request: Request, body: Optional[bytes]
+    ) -> None:
         opted = self.span_opt_ins
         connection = request.connection
         add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)

@@ -19,17 +19,17 @@ from __future__ import annotations
 from collections.abc import Mapping
 from contextvars import Token
 from timeit import default_timer
-from typing import Any, Callable, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, cast
 
 from internalhttp.response import NormalizedResponse, Outcome
 from internalhttp.routing import NOT_FOUND, split_target
-from internalhttp.server import Headers, InternalHTTPServer, Refusal, Request
+from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Refusal, Request
 from opentelemetry import context, trace
-from opentelemetry._logs import get_logger
+from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
-from opentelemetry.metrics import MeterProvider, NoOpMeter, get_meter
+from opentelemetry.metrics import Meter, MeterProvider, NoOpMeter, get_meter
 from opentelemetry.propagators.textmap import Setter
 from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind
 
@@ -75,7 +75,7 @@ class RequestView(NamedTuple):
     method: str
     path: str
     headers: Mapping[str, str]
-    body: Any
+    body: Optional[bytes]
     server: InternalHTTPServer
 
 
@@ -132,7 +132,7 @@ class _SdkPresence:
     )
 
     def __init__(
-        self, tracer: trace.Tracer, explicit_tracer: bool, meter: Any, explicit_meter: bool, hookless: bool
+        self, tracer: trace.Tracer, explicit_tracer: bool, meter: Meter, explicit_meter: bool, hookless: bool
     ) -> None:
         # Hooks always need a span, so with hooks the shortcut is never taken.
         self.maybe_none = hookless
@@ -174,7 +174,7 @@ class _RequestTelemetry:
         meter_provider: Optional[MeterProvider] = None,
         request_hook: Optional[RequestHook] = None,
         response_hook: Optional[ResponseHook] = None,
-        logger_provider: Any = None,
+        logger_provider: Optional[LoggerProvider] = None,
     ) -> None:
         keys = AttributeKeys.for_mode(_report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode))
         # The stable conventions as this code follows them (docs/http in
@@ -219,11 +219,11 @@ class _RequestTelemetry:
     def handle_request(
         self,
         server: InternalHTTPServer,
-        method: Any,
-        target: Any,
-        headers: Any,
-        body: Any,
-        connection: Any,
+        method: str,
+        target: str,
+        headers: object,
+        body: bytes,
+        connection: Optional[ConnectionInfo],
         answer: Answer,
     ) -> Any:
         """``handle_request`` of an instrumented server: ``answer`` the request inside a span.
@@ -276,13 +276,19 @@ class _RequestTelemetry:
             self._finish(state, NormalizedResponse(refusal.status, [], b""), None)
 
     def _record_unreadable(
-        self, server: InternalHTTPServer, method: Any, target: Any, connection: Any, error: Exception
+        self,
+        server: InternalHTTPServer,
+        method: object,
+        target: object,
+        connection: Optional[ConnectionInfo],
+        error: Exception,
     ) -> None:
         state = None
         with _guard.START:
             text = target if isinstance(target, str) else ""
             path, query = split_target(text) if text else ("", None)
-            request = Request(method, text, path, query, Headers(), connection, NOT_FOUND)
+            # The method as it came, whatever it is: the normalizer records a non-token as _OTHER.
+            request = Request(cast(str, method), text, path, query, Headers(), connection, NOT_FOUND)
             state = self._start(server, request, None)
         if state is not None:
             self._finish(state, None, error)
@@ -290,7 +296,7 @@ class _RequestTelemetry:
     # -- span start ----------------------------------------------------------
 
     def _start(
-        self, server: InternalHTTPServer, request: Request, body: Any, run_hooks: bool = True
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes], run_hooks: bool = True
     ) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
@@ -331,7 +337,9 @@ class _RequestTelemetry:
             self._run_hook(state, self._request_hook)
         return state
 
-    def _is_skipped(self, server: InternalHTTPServer, request: Request, body: Any, origin: Origin) -> bool:
+    def _is_skipped(
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes], origin: Origin
+    ) -> bool:
         """Whether the request is not to be recorded: by URL, by method, or by the exclude function."""
         settings = self._settings
         if settings.excluded is not None and self._reading.is_excluded(settings.excluded, request, origin):
@@ -347,7 +355,7 @@ class _RequestTelemetry:
         return skipped
 
     def _parent_of(
-        self, server: InternalHTTPServer, request: Request, body: Any
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes]
     ) -> tuple[Context, Optional[list[Link]]]:
         """The span's parent context, and its links.
 
@@ -360,7 +368,7 @@ class _RequestTelemetry:
         caller_span = trace.get_current_span(caller).get_span_context()
         return Context(), [Link(caller_span)] if caller_span.is_valid else None
 
-    def _is_public(self, server: InternalHTTPServer, request: Request, body: Any) -> bool:
+    def _is_public(self, server: InternalHTTPServer, request: Request, body: Optional[bytes]) -> bool:
         public = self._settings.public_endpoint
         if isinstance(public, bool):
             return public
@@ -375,7 +383,7 @@ class _RequestTelemetry:
             decision = bool(public(view))  # type: ignore[operator]  # the callable case
         return decision
 
-    def _run_hook(self, state: _RequestState, hook: Callable[..., None], *response: Any) -> None:
+    def _run_hook(self, state: _RequestState, hook: Callable[..., None], *response: object) -> None:
         """A hook, guarded: its exception is logged and recorded on the span, and the request goes on."""
         name = "run response_hook" if response else "run request_hook"
         try:
@@ -394,7 +402,7 @@ class _RequestTelemetry:
         state: _RequestState,
         server: InternalHTTPServer,
         request: Request,
-        value: Any,
+        value: object,
         error: Optional[Exception],
     ) -> None:
         """The framework ends the request inside the span; the span ends with the response as sent."""
@@ -444,7 +452,9 @@ class _RequestTelemetry:
             self._instruments.count_active(-1, shared)
 
 
-def _answer_and_conclude(server: InternalHTTPServer, request: Request, body: Any, answer: Answer) -> Any:
+def _answer_and_conclude(
+    server: InternalHTTPServer, request: Request, body: Optional[bytes], answer: Answer
+) -> Any:
     """A request with no telemetry (excluded, suppressed): answered and, when served, concluded."""
     if request.exchange is None:
         return answer(request, body)
