@@ -386,3 +386,27 @@ def test_a_text_response_the_handler_returns_as_a_string_is_recorded(
 
     assert received.body == "grüße".encode()
     assert one_server_span(span_exporter).attributes[RESPONSE_CONTENT] == "grüße"
+
+
+@STABLE
+def test_a_body_whose_content_coding_is_corrupt_is_not_recorded(
+    make_app: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    server = make_app(reply("text/plain", b"ok"), opt_in=REQUEST_CONTENT)
+
+    post(server, "text/plain", b"not gzip at all", **{"Content-Encoding": "gzip"})
+
+    span = one_server_span(span_exporter)
+    assert REQUEST_CONTENT not in span.attributes
+    assert span.attributes["http.response.status_code"] == 200
+
+
+@STABLE
+def test_bytes_invalid_in_the_charset_are_recorded_as_replacement_characters(
+    make_app: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    server = make_app(reply("text/plain", b"ok"), opt_in=REQUEST_CONTENT)
+
+    post(server, "application/json", b'{"a": "\xff"}')
+
+    assert one_server_span(span_exporter).attributes[REQUEST_CONTENT] == '{"a": "\ufffd"}'

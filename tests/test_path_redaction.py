@@ -225,3 +225,19 @@ def test_the_application_root_comes_first_in_http_target(
     call_wsgi(make_app(), "GET", f"/reset/{SECRET}", {}, b"", script_name="/token")
 
     assert one_server_span(span_exporter).attributes[HTTP_TARGET] == "/token/reset/REDACTED"
+
+
+@STABLE
+@pytest.mark.parametrize(
+    ("target", "recorded"),
+    [
+        (f"http://shop.example/reset/{SECRET}", "/reset/REDACTED"),  # the absolute form a proxy sends
+        ("/reset/abc%2Fdef", "/reset/REDACTED"),  # an encoded slash is inside the one segment
+    ],
+)
+def test_a_secret_in_any_form_of_target_the_route_matched_is_redacted(
+    make_app: Any, span_exporter: InMemorySpanExporter, target: str, recorded: str
+) -> None:
+    get(make_app(), target)
+
+    assert one_server_span(span_exporter).attributes[URL_PATH] == recorded

@@ -255,14 +255,14 @@ def test_an_exception_carries_its_type_as_error_type_whatever_the_statuses(
 
 def refused_http_2(server: InternalHTTPServer) -> bytes:
     """``GET / HTTP/2.0`` over HTTP/1.1 to the socket server, which answers 505 itself."""
+    chunks: list[bytes] = []
     with internalhttp.serve(server) as running:
-        with socket.create_connection((running.host, running.port), timeout=TIMEOUT) as sock:
+        sock = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
+        with sock, contextlib.suppress(ConnectionResetError):
             sock.sendall(b"GET / HTTP/2.0\r\n\r\n")
             sock.shutdown(socket.SHUT_WR)
-            chunks: list[bytes] = []
-            with contextlib.suppress(ConnectionResetError):
-                while chunk := sock.recv(65536):
-                    chunks.append(chunk)
+            while chunk := sock.recv(65536):
+                chunks.append(chunk)
     return b"".join(chunks)
 
 
