@@ -188,3 +188,29 @@ def test_an_excluded_request_gets_no_server_timing(
 
     assert received.values("Server-Timing") == []
     assert span_exporter.get_finished_spans() == ()
+
+
+def _raise(headers: Any, body: Any) -> Any:
+    raise RuntimeError("database is down")
+
+
+@pytest.mark.parametrize("layer", SERVING_LAYERS)
+@pytest.mark.parametrize(("handler", "target", "status"), [(_raise, "/page", 500), (None, "/missing", 404)])
+def test_an_error_response_carries_server_timing_too(
+    make_app: Any,
+    span_exporter: InMemorySpanExporter,
+    caplog: pytest.LogCaptureFixture,
+    layer: str,
+    handler: Any,
+    target: str,
+    status: int,
+) -> None:
+    caplog.set_level(100, logger="internalhttp")  # the framework's error line for the 500: expected
+    server = make_app(handler, server_timing=True) if handler else make_app(server_timing=True)
+
+    received = SERVING_LAYERS[layer](server, "GET", target, {}, b"")
+
+    assert received.status == status
+    assert received.values("Server-Timing") == [
+        f'traceparent;desc="{traceparent_of(one_server_span(span_exporter))}"'
+    ]
