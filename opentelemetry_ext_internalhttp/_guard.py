@@ -56,7 +56,7 @@ RECORD_DURATION = LogAndGoOn("record a request duration")
 COUNT_ACTIVE = LogAndGoOn("count an active request")
 END_SPAN = LogAndGoOn("end a span")
 EMIT_EXCEPTION = LogAndGoOn("emit an exception log event")
-INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse to a response")
+INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse or Server-Timing to a response")
 DECIDE_PUBLIC = LogAndGoOn("run public_endpoint")
 DECIDE_EXCLUDED = LogAndGoOn("run exclude")
 

@@ -164,6 +164,8 @@ def parse_statuses(value: object) -> Parsed:
     included: set[int] = set()
     excluded: set[int] = set()
     rejected: list[str] = []
+    if isinstance(value, Sequence) and not isinstance(value, str):
+        value = [str(item) if isinstance(item, int) else item for item in value]  # [500, 502] too
     for item in list_items(value):
         codes = _status_range(item.removeprefix("!").strip())
         if codes is None:
