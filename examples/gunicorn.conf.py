@@ -1,9 +1,9 @@
 """gunicorn settings for running a shop service behind gunicorn, instrumented.
 
-Used as::
+Used as, from the repository root or from this folder::
 
-    cd examples
-    opentelemetry-instrument gunicorn -c gunicorn.conf.py -w 2 -b 127.0.0.1:8001 shop.backend:wsgi_app
+    opentelemetry-instrument gunicorn -c examples/gunicorn.conf.py -w 2 -b 127.0.0.1:8001 \
+        shop.backend:wsgi_app
 
 There is deliberately no ``post_fork`` hook. ``opentelemetry-instrument`` sets up
 the SDK once, in the master, before any worker is forked; with the pinned
@@ -16,10 +16,17 @@ Older SDK releases kept the master's resource in every worker; there, set the SD
 per worker in a ``post_fork`` hook instead of running under ``opentelemetry-instrument``.
 """
 
+from pathlib import Path
+
 # Recent gunicorn releases open a control socket under ~/.gunicorn by default; the
 # example needs none, and two instances would compete for the same path. Releases
 # without the setting ignore it (gunicorn skips unknown names in a config file).
 control_socket_disable = True
+
+# The example application, the package ``shop``, lives beside this file: put
+# this folder on the import path, so that ``shop.backend:wsgi_app`` loads from
+# any working directory (the README runs it from the repository root).
+pythonpath = str(Path(__file__).resolve().parent)
 
 # On SIGTERM (a stop, or the old workers of a reload) each worker finishes its
 # request, then the SDK's final export runs before it exits. With a collector that

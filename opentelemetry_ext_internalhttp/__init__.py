@@ -26,8 +26,8 @@ imports InternalHTTPServer (see Limitations):
 Or with no code change, through the opentelemetry_instrumentor entry point
 (console output; see the README for OTLP):
 
-    opentelemetry-instrument --traces_exporter console --metrics_exporter console \
-        --logs_exporter console --service_name shop python app.py
+    OTEL_PYTHON_LOG_CORRELATION=true opentelemetry-instrument --traces_exporter console \
+        --metrics_exporter console --logs_exporter console --service_name shop python app.py
 
 Instrument one server that already exists (made before instrument(), from
 a class reference taken before it, or of your own subclass), and undo it:
@@ -47,8 +47,9 @@ Configuration
 -------------
 instrument() and instrument_app(server) take the same keyword arguments
 (typed as InstrumentOptions); an unknown keyword is named in a warning.
-Each falls back to its environment variable, read when instrument() or
-instrument_app() runs, then to the default.
+Each falls back to the configuration file OTEL_CONFIG_FILE names, when one
+is used (see Configuration file), else to its environment variable, read
+when instrument() or instrument_app() runs, then to the default.
 
   tracer_provider      where spans go. Default: the global provider.
   meter_provider       where metrics go. Default: the global provider.
@@ -74,16 +75,21 @@ instrument_app() runs, then to the default.
   http_capture_headers_sanitize_fields
                        captured headers recorded as "[REDACTED]".
                        Env: OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS.
-  known_methods        the methods recorded as sent; replaces the default
-                       list CONNECT, DELETE, GET, HEAD, OPTIONS, PATCH, POST,
-                       PUT, QUERY, TRACE (case-sensitive).
+  known_methods        the methods recorded as sent (HTTP tokens,
+                       case-sensitive); replaces the default list CONNECT,
+                       DELETE, GET, HEAD, OPTIONS, PATCH, POST, PUT, QUERY, TRACE.
                        Env: OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS.
   sensitive_query_parameters
                        query parameters whose values become REDACTED, on
-                       spans and in the framework's log lines; replaces the
+                       spans and in the framework's log lines, added to the
                        default AWSAccessKeyId, Signature, sig, X-Goog-Signature,
-                       X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token.
+                       X-Amz-Signature, X-Amz-Credential, X-Amz-Security-Token
+                       (adding a name never un-redacts another).
                        Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS.
+  sensitive_query_parameters_replace
+                       the list that replaces those defaults (an empty list
+                       redacts nothing); sensitive_query_parameters still adds
+                       to it. Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS_REPLACE.
   opt_in               opt-in attributes and metrics to record (string or
                        list), "all" for every one. Env: OTEL_PYTHON_INTERNALHTTP_OPT_IN.
                        Default: none. The names:
@@ -102,6 +108,24 @@ instrument_app() runs, then to the default.
                                           on the duration metric too;
                          http.server.active_requests
                                           the counter in the "http" mode.
+  trusted_proxies      the peers whose forwarding headers are believed (see
+                       Proxies and trust): IP addresses and CIDR ranges
+                       (string or list), "*" for every peer, "" or [] for
+                       none. Env: OTEL_PYTHON_INTERNALHTTP_TRUSTED_PROXIES.
+                       Default: 127.0.0.0/8, ::1, 10.0.0.0/8, 172.16.0.0/12,
+                       192.168.0.0/16, fc00::/7 (what Rails trusts).
+  forwarded_headers    the header family the trusted proxies write:
+                       "x-forwarded" (X-Forwarded-For, -Proto, -Host, -Port,
+                       -Prefix), "forwarded" (RFC 7239), or "both" (Forwarded
+                       first). Env: OTEL_PYTHON_INTERNALHTTP_FORWARDED_HEADERS.
+                       Default: x-forwarded.
+  public_endpoint      True: every request starts a new trace and only links
+                       the caller's; "untrusted": so do requests whose peer
+                       is not a trusted proxy; a callable: given the
+                       RequestView, returns whether the request is public
+                       (one that raises counts as public, and is logged).
+                       Env: OTEL_PYTHON_INTERNALHTTP_PUBLIC_ENDPOINT (true,
+                       false, untrusted). Default: false.
   skip_dep_check       (instrument() only) instrument even if the installed
                        internalhttp is outside >= 2.0, < 3.0. Default: False.
 
@@ -115,15 +139,58 @@ Other environment variables:
                                          event; "logs": a log event instead;
                                          "logs/dup": both.
   OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS
-                                         keep unknown methods as sent (at most 32
-                                         distinct ones; later ones are _OTHER).
+                                         "true": keep unknown methods as sent (at
+                                         most 32 distinct ones; later ones are
+                                         _OTHER); "false" or unset: _OTHER.
   OTEL_PYTHON_DISABLED_INSTRUMENTATIONS  "internalhttp" turns this package off
                                          under opentelemetry-instrument.
 
-An invalid keyword argument (a bad regex, an unknown opt-in) raises
-ValueError naming it. An invalid environment variable is logged as an
-error naming it and only that setting is ignored, so that under
-opentelemetry-instrument the other instrumentations still load.
+These four are read with or without a configuration file.
+
+Invalid settings are named, never silently dropped. A keyword argument of
+a type its setting does not take (a number for a list, say) raises
+ValueError naming it. Anything else invalid, in a keyword argument, the
+configuration file or an environment variable, is logged as an error on
+the "opentelemetry_ext_internalhttp" logger, once per instrument() or
+instrument_app() call, naming the setting and where it came from, each
+invalid item (a regex that does not compile, a method that is not an HTTP
+token, an unknown opt-in, an address that is not one) and the valid
+choices; the valid items of a list are kept, and if none is, the default
+applies. Nothing read from the
+environment or the file raises, so that under opentelemetry-instrument the
+other instrumentations still load. OTEL_SEMCONV_STABILITY_OPT_IN is shared
+by every instrumentation: only values none knows (not http, database,
+messaging, rpc, code, service.peer, each with or without /dup, nor
+gen_ai_latest_experimental) are named, and the conventions then fall back
+as contrib's helpers decide (an unknown value alone: the old conventions).
+
+Configuration file
+------------------
+With OTEL_CONFIG_FILE naming a declarative configuration file (SDK 1.44
+and later, with opentelemetry-sdk[file-configuration]; examples/otel-config.yaml),
+the SDK activates this package from the file's block
+
+  instrumentation/development:
+    python:
+      internalhttp:          # the entry point name
+        excluded_urls: [/healthz]
+        opt_in: [client.port]
+        sensitive_query_parameters: [token]
+
+whose keys are the keyword arguments above that a file can hold (all but
+the providers and hooks), plus the SDK's own enabled: false, which keeps
+instrument() from instrumenting anything. Keys of the shared general block
+apply too, below this block's own:
+general.http.server.request_captured_headers, .response_captured_headers,
+.known_methods, and general.sanitization.url.sensitive_query_parameters
+(which replaces the defaults, as the schema says). Precedence: keyword
+argument, then the file; as the declarative configuration specification
+asks, the environment variables of these settings are then not read, except
+through ${VAR} substitution in the file. An unknown key of the block is
+named in an error; a file that cannot be read is named in an error and the
+environment variables apply. general.http.semconv and
+general.stability_opt_in_list are not read: the conventions follow
+OTEL_SEMCONV_STABILITY_OPT_IN, as in every contrib instrumentation.
 
 Captured headers become http.request.header.<name> / http.response.header.<name>
 in lower case: dashes kept in the stable conventions (x-request-id),
@@ -168,7 +235,10 @@ trace; http.server.active_requests in the old and dup modes (opt-in in
 X-Forwarded-Proto and Forwarded: proto= are believed for those only), route,
 status code, error.type, and the HTTP version when it is 1.0, 1.1, 2 or 3.
 Never the path, the query, the client, or the host (Host, X-Forwarded-Host,
-Forwarded: host=, :authority stay on the span). Attributes a handler adds
+Forwarded: host=, :authority stay on the span). url.scheme is the
+connection's unless a trusted proxy says http or https; the application
+root a trusted proxy names (X-Forwarded-Prefix) is part of http.route, at
+most 16 distinct roots per instrumentation (a later one is left out). Attributes a handler adds
 with contrib's labeler (opentelemetry.instrumentation._labeler.get_labeler)
 are added to its request's duration point: the application owns their
 cardinality.
@@ -182,6 +252,47 @@ request content makes the instrumentation log at WARNING or above. A hook
 that raises is logged, recorded as an exception event on the span, and
 ignored.
 
+Proxies and trust
+-----------------
+Forwarding headers are text any client can send, so they are believed only
+when the connection's peer is a trusted proxy (trusted_proxies; a peer on
+a unix socket is always trusted, as gunicorn does), and only the family
+the proxies write (forwarded_headers): behind the usual nginx, a client's
+own Forwarded header changes nothing. Through trusted proxies:
+
+  client.address (old http.client_ip)
+      the rightmost address of X-Forwarded-For (or Forwarded for=) that is
+      not a trusted proxy, walking from the right as nginx's
+      real_ip_recursive and Rails' RemoteIp do; the leftmost when every one
+      is trusted. "unknown", "_hidden" and anything that is not an IP
+      address stop the walk and are not recorded (client.address is then
+      left out). network.peer.address is always the socket's peer.
+  url.scheme, server.address, server.port, the application root
+      what the outermost trusted hop wrote: X-Forwarded-Proto, -Host,
+      -Port (wins over the host's port) and -Prefix, each counted from the
+      right past one item per trusted hop, so an item a client sent before
+      them is skipped; or the Forwarded element whose for= is the client.
+      Without them, Host (or an absolute-form target) and the connection's
+      scheme and local address.
+
+From any other peer, the connection's own values are recorded. The
+application root is X-Forwarded-Prefix followed by the serving layer's
+root (a WSGI SCRIPT_NAME): url.path, http.target and http.route (so the
+span name and the metric's route) include it, "/api/users/<user_id>";
+routing itself is unchanged. network.local.address / .port and the metrics'
+server.address / .port come from the accepted socket only (never a
+wildcard bind address or a Host header); on a unix socket,
+network.transport is "unix" and the local address is the socket's path.
+
+public_endpoint draws a trust boundary for trace context, as Go's
+otelhttp.WithPublicEndpoint does: a public request starts a new trace (a
+root SERVER span, sampled as a root) with a span link to the caller's
+span context, the caller's baggage is dropped, and traceresponse carries
+the new trace. Whatever the setting, a traceparent or tracestate over 512
+characters is treated as absent, and what the API's propagators would say
+about malformed trace headers is logged at DEBUG, so that no client makes
+any logger write a WARNING.
+
 Logs
 ----
 The framework writes each request's access line (internalhttp.access, INFO)
@@ -189,9 +300,14 @@ and the error record of a failed request (internalhttp, ERROR) inside the
 request's span context, in every serving layer, so a logging bridge gives
 them the span's trace and span ids: install opentelemetry-instrumentation-logging
 and opentelemetry-instrument attaches its handler to the root logger (or add
-its LoggingHandler yourself). Python's loggers pass only WARNING and up by default:
-set logging.getLogger("internalhttp").setLevel(logging.INFO) to send the
-access lines too. Those lines never show a query credential and write a
+its LoggingHandler yourself). That handler replaces Python's last-resort
+output to stderr: keep a stderr handler beside it, or tracebacks, failed
+exports and configuration errors leave the terminal.
+OTEL_PYTHON_LOG_CORRELATION=true does that (the bridge calls
+logging.basicConfig(), root logger at INFO), as does logging.basicConfig() in
+the application. Python's loggers pass only WARNING and up by default: with
+neither, set logging.getLogger("internalhttp").setLevel(logging.INFO) to
+send the access lines too. Those lines never show a query credential and write a
 client's control characters escaped. With OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN
 set to logs or logs/dup, a handler's exception is the log event
 http.server.request.exception (severity ERROR, exception.type,
@@ -234,22 +350,32 @@ from __future__ import annotations
 import importlib
 import logging
 from collections.abc import Collection
-from typing import TYPE_CHECKING, Any, Callable, ClassVar, Optional, TypedDict, Union, cast
+from typing import TYPE_CHECKING, Any, Callable, Optional, TypedDict, Union, cast
 
 import internalhttp
 import internalhttp.server
-from internalhttp.response import Outcome
-from internalhttp.server import Refusal, Request
 from opentelemetry._logs import LoggerProvider
-from opentelemetry.instrumentation._semconv import (
-    _get_semconv_opt_in_modes,
-    _OpenTelemetryStabilitySignalType,
-)
 from opentelemetry.instrumentation.instrumentor import BaseInstrumentor  # type: ignore[attr-defined]
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from opentelemetry_ext_internalhttp._config import read_settings
+from opentelemetry_ext_internalhttp._config import (
+    ConfigFile,
+    keywords_from_code,
+    read_config_file,
+    read_settings,
+)
+from opentelemetry_ext_internalhttp._instrumented import (
+    _InstrumentedInternalHTTPServer,
+    instrument_server,
+    set_class_telemetry,
+    telemetry_of,
+    uninstrument_server,
+)
+from opentelemetry_ext_internalhttp._internals import (
+    _get_semconv_opt_in_modes,
+    _OpenTelemetryStabilitySignalType,
+)
 from opentelemetry_ext_internalhttp._telemetry import (
     RequestHook,
     RequestView,
@@ -275,8 +401,6 @@ __all__ = [
 _logger = logging.getLogger(__name__)
 
 _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
-_original_handle_request = _OriginalInternalHTTPServer.handle_request
-_original_respond = _OriginalInternalHTTPServer.respond
 
 # Every module attribute through which applications reach the class. One
 # table drives both instrument and uninstrument so they cannot drift apart.
@@ -284,11 +408,6 @@ _CLASS_BINDINGS = (
     ("internalhttp.server", "InternalHTTPServer"),
     ("internalhttp", "InternalHTTPServer"),
 )
-
-# A server's own telemetry lives in its __dict__ under this key: a
-# _RequestTelemetry from instrument_app, or None after uninstrument_app.
-# Without the key, a server follows its class (see _telemetry_of).
-_INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
 
 
 class InstrumentOptions(TypedDict, total=False):
@@ -308,8 +427,19 @@ class InstrumentOptions(TypedDict, total=False):
     http_capture_headers_sanitize_fields: Optional[Union[str, list[str]]]
     known_methods: Optional[Union[str, list[str]]]
     sensitive_query_parameters: Optional[Union[str, list[str]]]
+    sensitive_query_parameters_replace: Optional[Union[str, list[str]]]
     opt_in: Optional[Union[str, list[str]]]
     logger_provider: Optional[LoggerProvider]
+    trusted_proxies: Optional[Union[str, list[str]]]
+    forwarded_headers: Optional[str]
+    public_endpoint: Optional[Union[bool, str, Callable[[RequestView], bool]]]
+    body_capture_limit: Optional[int]
+    sensitive_path_parameters: Optional[Union[str, list[str]]]
+    sensitive_path_parameters_replace: Optional[Union[str, list[str]]]
+    server_timing: Optional[bool]
+    exclude: Optional[Callable[[RequestView], bool]]
+    excluded_methods: Optional[Union[str, list[str]]]
+    server_error_statuses: Optional[Union[str, list[str]]]
 
 
 # What BaseInstrumentor.instrument() itself takes, beside our options.
@@ -317,20 +447,16 @@ _BASE_INSTRUMENTOR_OPTIONS = frozenset({"skip_dep_check", "raise_exception_on_co
 _OPTIONS = frozenset(InstrumentOptions.__annotations__)
 
 
-def _build_telemetry(options: InstrumentOptions) -> _RequestTelemetry:
+def _build_telemetry(
+    options: InstrumentOptions, config_file: Optional[ConfigFile], known: frozenset[str] = _OPTIONS
+) -> _RequestTelemetry:
     """The one place where tracer, meters and configuration are built."""
     mode = _get_semconv_opt_in_modes((_OpenTelemetryStabilitySignalType.HTTP,))[
         _OpenTelemetryStabilitySignalType.HTTP
     ]
-    settings = read_settings(
-        excluded_urls=options.get("excluded_urls"),
-        http_capture_headers_server_request=options.get("http_capture_headers_server_request"),
-        http_capture_headers_server_response=options.get("http_capture_headers_server_response"),
-        http_capture_headers_sanitize_fields=options.get("http_capture_headers_sanitize_fields"),
-        known_methods=options.get("known_methods"),
-        sensitive_query_parameters=options.get("sensitive_query_parameters"),
-        opt_in=options.get("opt_in"),
-    )
+    options = cast(InstrumentOptions, keywords_from_code(options, config_file))
+    _warn_unknown(options, known)
+    settings = read_settings(options, config_file)
     return _RequestTelemetry(
         sem_conv_opt_in_mode=mode,
         settings=settings,
@@ -353,146 +479,6 @@ def _warn_unknown(options: Any, known: frozenset[str]) -> None:
         )
 
 
-def _telemetry_of(server: Any) -> Optional[_RequestTelemetry]:
-    """What ``server`` records with now, or None when it is not instrumented.
-
-    The one reader of the state: a server's own setting (instrument_app,
-    uninstrument_app) wins; otherwise a server of the replacement class
-    follows the class, switched by instrument() and uninstrument().
-    """
-    own = server.__dict__
-    if _INSTANCE_TELEMETRY in own:
-        return own[_INSTANCE_TELEMETRY]  # type: ignore[no-any-return]
-    if isinstance(server, _InstrumentedInternalHTTPServer):
-        return _InstrumentedInternalHTTPServer._class_telemetry
-    return None
-
-
-class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
-    """The class ``instrument()`` puts in place of ``InternalHTTPServer``."""
-
-    # Shared by every instance: set by instrument(), None after uninstrument(),
-    # so instances made while instrumented go quiet without being tracked.
-    _class_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
-
-    @property
-    def _is_instrumented_by_opentelemetry(self) -> bool:
-        return _telemetry_of(self) is not None
-
-    def handle_request(
-        self,
-        method: Any,
-        path: Any,
-        headers: Any = None,
-        body: Any = b"",
-        *,
-        connection: Any = None,
-    ) -> Any:
-        prepared = self.prepared_request(method, path, headers)
-        if prepared is not None:
-            # The call respond() made, which records the request (if anything does).
-            return self.dispatch(prepared, body)
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            # The framework's own method, not super(): this runs on every request.
-            return _original_handle_request(self, method, path, headers, body, connection=connection)
-        return telemetry.handle_request(self, method, path, headers, body, connection, self.dispatch)
-
-    def respond(self, request: Request, body: Any = b"", *, raise_exceptions: bool = False) -> Outcome:
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            return _original_respond(self, request, body, raise_exceptions=raise_exceptions)
-        return telemetry.respond(self, request, body, raise_exceptions, super().respond)
-
-    def refused(self, refusal: Refusal) -> None:
-        telemetry = _telemetry_of(self)
-        if telemetry is not None:
-            telemetry.record_refusal(self, refusal)
-
-    def log_failure(self, request: Request, error: BaseException) -> None:
-        telemetry = _telemetry_of(self)
-        if telemetry is None or not telemetry.exceptions_as_logs:
-            super().log_failure(request, error)
-
-    @property
-    def sensitive_query_parameters(self) -> tuple[str, ...]:  # type: ignore[override]  # read-only here
-        """The telemetry's list while instrumented, so log lines and spans redact alike."""
-        telemetry = _telemetry_of(self)
-        if telemetry is None:
-            return _OriginalInternalHTTPServer.sensitive_query_parameters
-        return telemetry.sensitive_query_parameters
-
-
-def _answer_of(server: Any) -> Callable[[Request, Any], Any]:
-    """How to answer a prepared request the way ``server``'s own class would.
-
-    The framework's ``dispatch`` when the class keeps the framework's
-    ``handle_request``; the class's override otherwise, so that it still runs.
-    """
-    own_handle_request = type(server).handle_request
-    if own_handle_request is _OriginalInternalHTTPServer.handle_request:
-        return server.dispatch  # type: ignore[no-any-return]
-
-    def answer(request: Request, body: Any) -> Any:
-        return own_handle_request(
-            server, request.method, request.target, request.headers, body, connection=request.connection
-        )
-
-    return answer
-
-
-def _instance_handle_request(
-    server: Any, method: Any, path: Any, headers: Any = None, body: Any = b"", *, connection: Any = None
-) -> Any:
-    """``handle_request`` of a server of the original class, after ``instrument_app``.
-
-    It is bound to the server and stored on it, a reference cycle that the
-    garbage collector frees. A weak reference would break the cycle but
-    also the server: code that keeps only ``server.handle_request`` (as a
-    serving layer may) must keep the server alive, as the plain method does.
-    """
-    telemetry = _telemetry_of(server)
-    answer = _answer_of(server)
-    if telemetry is None:
-        return answer(server.prepare(method, path, headers, connection), body)
-    return telemetry.handle_request(server, method, path, headers, body, connection, answer)
-
-
-def _instance_respond(
-    server: Any, request: Request, body: Any = b"", *, raise_exceptions: bool = False
-) -> Outcome:
-    """``respond`` of a server of the original class, after ``instrument_app``."""
-    respond = type(server).respond.__get__(server)
-    telemetry = _telemetry_of(server)
-    if telemetry is None:
-        return respond(request, body, raise_exceptions=raise_exceptions)  # type: ignore[no-any-return]
-    return telemetry.respond(server, request, body, raise_exceptions, respond)
-
-
-def _instance_log_failure(server: Any, request: Request, error: BaseException) -> None:
-    """``log_failure`` of a server of the original class, after ``instrument_app``."""
-    telemetry = _telemetry_of(server)
-    if telemetry is None or not telemetry.exceptions_as_logs:
-        type(server).log_failure(server, request, error)
-
-
-def _instance_refused(server: Any, refusal: Refusal) -> None:
-    """``refused`` of a server of the original class, after ``instrument_app``."""
-    telemetry = _telemetry_of(server)
-    if telemetry is not None:
-        telemetry.record_refusal(server, refusal)
-    type(server).refused(server, refusal)
-
-
-# The instance attributes instrument_app sets on a server of another class.
-_INSTANCE_METHODS = {
-    "handle_request": _instance_handle_request,
-    "respond": _instance_respond,
-    "log_failure": _instance_log_failure,
-    "refused": _instance_refused,
-}
-
-
 class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
     """An instrumentor for ``internalhttp``.
 
@@ -503,8 +489,13 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
         return _instruments
 
     def _instrument(self, **kwargs: Any) -> None:
-        _warn_unknown(kwargs, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS)
-        _InstrumentedInternalHTTPServer._class_telemetry = _build_telemetry(cast(InstrumentOptions, kwargs))
+        config_file = read_config_file()
+        if config_file is not None and not config_file.enabled:
+            # The SDK skips a block with enabled: false, and opentelemetry-instrument's
+            # loader then instruments every installed instrumentation anyway.
+            return
+        options = cast(InstrumentOptions, kwargs)
+        set_class_telemetry(_build_telemetry(options, config_file, _OPTIONS | _BASE_INSTRUMENTOR_OPTIONS))
         for module_name, attribute in _CLASS_BINDINGS:
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _OriginalInternalHTTPServer:
@@ -515,7 +506,7 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
             module = importlib.import_module(module_name)
             if getattr(module, attribute, None) is _InstrumentedInternalHTTPServer:
                 setattr(module, attribute, _OriginalInternalHTTPServer)
-        _InstrumentedInternalHTTPServer._class_telemetry = None
+        set_class_telemetry(None)
 
     @staticmethod
     def instrument_app(server: InternalHTTPServer, **options: Unpack[InstrumentOptions]) -> None:
@@ -523,31 +514,15 @@ class InternalHTTPInstrumentor(BaseInstrumentor):  # type: ignore[misc]
 
         Takes the same keyword arguments as ``instrument()`` (``InstrumentOptions``).
         """
-        _warn_unknown(options, _OPTIONS)
-        if _telemetry_of(server) is not None:
+        if telemetry_of(server) is not None:
             _logger.warning("Attempting to instrument %r while already instrumented", server)
             return
-        telemetry = _build_telemetry(options)
-        setattr(server, _INSTANCE_TELEMETRY, telemetry)
-        if not isinstance(server, _InstrumentedInternalHTTPServer):
-            # Instance attributes shadow the class's, so this reaches every
-            # caller of the two seams and leaves the class untouched.
-            for name, function in _INSTANCE_METHODS.items():
-                setattr(server, name, function.__get__(server))
-            server.sensitive_query_parameters = telemetry.sensitive_query_parameters
-            setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
+        instrument_server(server, _build_telemetry(options, read_config_file()))
 
     @staticmethod
     def uninstrument_app(server: InternalHTTPServer) -> None:
         """Stop one server's telemetry, whether instrument_app or instrument() started it."""
-        if _telemetry_of(server) is None:
+        if telemetry_of(server) is None:
             _logger.warning("Attempting to uninstrument %r while already uninstrumented", server)
             return
-        if isinstance(server, _InstrumentedInternalHTTPServer):
-            # An explicit "off" for this instance, which wins over the class.
-            setattr(server, _INSTANCE_TELEMETRY, None)
-        else:
-            own = vars(server)
-            for name in (*_INSTANCE_METHODS, _INSTANCE_TELEMETRY, "sensitive_query_parameters"):
-                own.pop(name, None)
-            setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute
+        uninstrument_server(server)

@@ -7,20 +7,23 @@ raise on client input: a value that cannot be read is left out.
 The keys each semantic-convention mode writes are worked out once per
 configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
 
->>> keys = AttributeKeys.for_mode(old=False, new=True)
+>>> keys = AttributeKeys.for_mode(old=True, new=True)
 >>> attributes = {}
->>> add_server(attributes, keys, "shop.example:8443", "https", None)
+>>> add_server(attributes, keys, "shop.example:8443", ("shop.example", 8443))
 >>> attributes
-{'server.address': 'shop.example', 'server.port': 8443}
+{'http.host': 'shop.example:8443', 'net.host.name': 'shop.example', 'server.address': 'shop.example', \
+'net.host.port': 8443, 'server.port': 8443}
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Hashable, Iterable, Mapping
 from functools import lru_cache
-from typing import Any, NamedTuple, Optional
+from typing import Any, Generic, NamedTuple, Optional, TypeVar
 
 from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
+from internalhttp.routing import CodeLocation
+from internalhttp.server import ConnectionInfo
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_CLIENT_IP,
     HTTP_FLAVOR,
@@ -38,6 +41,11 @@ from opentelemetry.semconv._incubating.attributes.net_attributes import (
     NET_PEER_PORT,
 )
 from opentelemetry.semconv.attributes.client_attributes import CLIENT_ADDRESS, CLIENT_PORT
+from opentelemetry.semconv.attributes.code_attributes import (
+    CODE_FILE_PATH,
+    CODE_FUNCTION_NAME,
+    CODE_LINE_NUMBER,
+)
 from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD, HTTP_RESPONSE_STATUS_CODE
 from opentelemetry.semconv.attributes.network_attributes import (
     NETWORK_LOCAL_ADDRESS,
@@ -60,6 +68,7 @@ DEFAULT_PORTS = {"http": 80, "https": 443}
 # version is a metric attribute.
 _PROTOCOL_VERSIONS = {"1.0": "1.0", "1.1": "1.1", "2": "2", "2.0": "2", "3": "3", "3.0": "3"}
 _MAX_PORT_DIGITS = 5
+_V = TypeVar("_V", bound=Hashable)
 
 
 class AttributeKeys(NamedTuple):
@@ -99,7 +108,7 @@ class AttributeKeys(NamedTuple):
         )
 
 
-def protocol_version(raw: Any) -> Optional[str]:
+def protocol_version(raw: object) -> Optional[str]:
     """The HTTP version as ``network.protocol.version``, or None for one no client can really speak.
 
     >>> protocol_version("1.1"), protocol_version("2.0"), protocol_version("1.0000000001")
@@ -140,82 +149,6 @@ def split_host(host: str) -> tuple[str, Optional[int]]:
     return address, parse_port(port_text)
 
 
-def forwarded_param(forwarded: str, param: str) -> Optional[str]:
-    """``param`` of the first element of a ``Forwarded`` header (RFC 7239).
-
-    >>> forwarded_param('for="[2001:db8::1]:4711";proto=https, for=198.51.100.7', "proto")
-    'https'
-    """
-    first_element = forwarded.split(",", 1)[0]
-    for pair in first_element.split(";"):
-        name, equals, value = pair.strip().partition("=")
-        if equals and name.lower() == param:
-            return value.strip().strip('"') or None
-    return None
-
-
-def forwarded_client(headers: Mapping[str, str]) -> Optional[str]:
-    """The original client's address as the first proxy reported it, if one did.
-
-    >>> forwarded_client({"forwarded": "for=192.0.2.60:4711;proto=http"})
-    '192.0.2.60'
-    >>> forwarded_client({"x-forwarded-for": "203.0.113.9, 10.0.0.1"})
-    '203.0.113.9'
-    """
-    forwarded = headers.get("forwarded")
-    if forwarded:
-        client = forwarded_param(forwarded, "for")
-        if client:
-            # A node may carry a port, IPv4 too (RFC 7239, section 6).
-            return split_host(client)[0] or None
-    x_forwarded_for = headers.get("x-forwarded-for")
-    if x_forwarded_for:
-        return x_forwarded_for.split(",", 1)[0].strip() or None
-    return None
-
-
-def request_scheme(headers: Mapping[str, str], connection_scheme: Optional[str]) -> str:
-    """``url.scheme``: a proxy's claim when it is ``http`` or ``https``, else the connection's.
-
-    ``url.scheme`` is a metric attribute, so a client's header is believed
-    only for the two values a server can really be reached with.
-
-    >>> request_scheme({"x-forwarded-proto": "HTTPS"}, "http")
-    'https'
-    >>> request_scheme({"x-forwarded-proto": "gopher"}, "http")
-    'http'
-    """
-    forwarded = headers.get("forwarded")
-    claimed = (forwarded and forwarded_param(forwarded, "proto")) or headers.get("x-forwarded-proto")
-    scheme = (claimed or "").split(",", 1)[0].strip().lower()
-    if scheme in DEFAULT_PORTS:
-        return scheme
-    return connection_scheme if connection_scheme in DEFAULT_PORTS else "http"
-
-
-def claimed_host(target: str, headers: Mapping[str, str]) -> Optional[str]:
-    """The host the client addressed: an absolute-form target's, a proxy's, or ``Host``.
-
-    >>> claimed_host("http://shop.example:8080/p", {"host": "other"})
-    'shop.example:8080'
-    >>> claimed_host("/p", {"x-forwarded-host": "public.example", "host": "10.0.0.5"})
-    'public.example'
-    """
-    if not target.startswith("/") and "://" in target[:8]:
-        authority = target.partition("://")[2]
-        for separator in "/?#":
-            authority = authority.partition(separator)[0]
-        if authority:
-            return authority.rpartition("@")[2]
-    forwarded = headers.get("forwarded")
-    return (
-        (forwarded and forwarded_param(forwarded, "host"))
-        or headers.get("x-forwarded-host")
-        or headers.get(":authority")
-        or headers.get("host")
-    )
-
-
 def add_url(
     attributes: dict[str, Any], keys: AttributeKeys, path: str, query: Optional[str], redacted: Iterable[str]
 ) -> None:
@@ -242,28 +175,20 @@ def add_server(
     attributes: dict[str, Any],
     keys: AttributeKeys,
     host: Optional[str],
-    scheme: str,
-    connection: Any,
+    server: tuple[Optional[str], Optional[int]],
 ) -> None:
     """The server the client addressed (span only: the host is the client's to choose).
 
-    With no host claimed, the connection's local address stands in.
+    ``host`` is the host as claimed (the old ``http.host``); ``server`` its
+    address and port (``server.address``/``server.port``, ``net.host.*``).
     """
-    address: Any
-    port: Any
-    if host:
-        address, port = split_host(host)
-        if keys.old:
-            attributes[HTTP_HOST] = host
-        if port is None:
-            port = DEFAULT_PORTS.get(scheme)
-    else:
-        address = getattr(connection, "server_address", None)
-        port = getattr(connection, "server_port", None)
+    if host and keys.old:
+        attributes[HTTP_HOST] = host
+    address, port = server
     if address:
         for key in keys.host_name:
             attributes[key] = address
-    if isinstance(port, int) and port:
+    if port:
         for key in keys.host_port:
             attributes[key] = port
 
@@ -271,32 +196,34 @@ def add_server(
 def add_client(
     attributes: dict[str, Any],
     keys: AttributeKeys,
-    headers: Mapping[str, str],
-    connection: Any,
+    client: Optional[str],
+    forwarded: bool,
+    connection: Optional[ConnectionInfo],
     client_port: bool,
 ) -> None:
-    """The client: the socket's peer, and the original client behind proxies.
+    """The client: the socket's peer, and the original client behind trusted proxies.
 
-    ``client.port`` is opt-in in the stable conventions; ``client_port``
-    says whether to record it.
+    ``client`` is the original client (the peer itself when ``forwarded`` is
+    false; None when a proxy could not tell). ``client.port`` is opt-in in the
+    stable conventions; ``client_port`` says whether to record it, and it is
+    known only for a client that talks to us directly.
 
-    >>> attributes = {}
+    >>> attributes, stable = {}, AttributeKeys.for_mode(False, True)
     >>> peer = type("C", (), {"client_address": "10.0.0.1", "client_port": 5000})()
-    >>> add_client(attributes, AttributeKeys.for_mode(False, True), {}, peer, client_port=False)
+    >>> add_client(attributes, stable, "203.0.113.9", True, peer, client_port=True)
     >>> attributes
-    {'client.address': '10.0.0.1', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
+    {'client.address': '203.0.113.9', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
     """
     peer_address = getattr(connection, "client_address", None)
     peer_port = getattr(connection, "client_port", None)
-    original = forwarded_client(headers)
     if keys.old:
-        _add_old_client(attributes, peer_address, peer_port, original)
+        _add_old_client(attributes, peer_address, peer_port, client if forwarded else None)
     if keys.new:
         # client.address is the original client behind any proxies;
         # network.peer.* is the socket the request actually came from.
-        if original or peer_address:
-            attributes[CLIENT_ADDRESS] = original or peer_address
-        if client_port and peer_port and not original:
+        if client:
+            attributes[CLIENT_ADDRESS] = client
+        if client_port and peer_port and not forwarded:
             attributes[CLIENT_PORT] = peer_port
         if peer_address:
             attributes[NETWORK_PEER_ADDRESS] = peer_address
@@ -305,7 +232,7 @@ def add_client(
 
 
 def _add_old_client(
-    attributes: dict[str, Any], peer_address: Any, peer_port: Any, original: Optional[str]
+    attributes: dict[str, Any], peer_address: Optional[str], peer_port: Optional[int], original: Optional[str]
 ) -> None:
     if peer_address:
         attributes[NET_PEER_IP] = peer_address
@@ -323,7 +250,7 @@ def add_user_agent(attributes: dict[str, Any], keys: AttributeKeys, headers: Map
             attributes[key] = user_agent
 
 
-def body_size(body: Any) -> Optional[int]:
+def body_size(body: object) -> Optional[int]:
     """The size in bytes of a request or response body, when it has one.
 
     >>> body_size(b"abc"), body_size("h\u00e9"), body_size(None)
@@ -345,15 +272,33 @@ def synthetic_type(headers: Mapping[str, str]) -> Optional[str]:
     return detect_synthetic_user_agent(headers.get("user-agent"))
 
 
-def add_local(attributes: dict[str, Any], connection: Any, address: bool, port: bool) -> None:
+def code_attributes(location: CodeLocation, wanted: Iterable[str]) -> dict[str, Any]:
+    """The ``code.*`` attributes of a route's handler that were opted in.
+
+    >>> code_attributes(CodeLocation("shop.views.get_user", "/srv/shop/views.py", 12), ["code.function.name"])
+    {'code.function.name': 'shop.views.get_user'}
+    """
+    known = {
+        CODE_FUNCTION_NAME: location.function,
+        CODE_FILE_PATH: location.file,
+        CODE_LINE_NUMBER: location.line,
+    }
+    return {name: known[name] for name in wanted if known.get(name) is not None}
+
+
+def add_local(
+    attributes: dict[str, Any], connection: Optional[ConnectionInfo], address: bool, port: bool
+) -> None:
     """The opt-in ``network.local.address`` / ``network.local.port`` of the socket the request came on."""
-    if address and getattr(connection, "server_address", None):
+    if connection is None:
+        return
+    if address and connection.server_address:
         attributes[NETWORK_LOCAL_ADDRESS] = connection.server_address
-    if port and getattr(connection, "server_port", None):
+    if port and connection.server_port:
         attributes[NETWORK_LOCAL_PORT] = connection.server_port
 
 
-class BoundedValues:
+class BoundedValues(Generic[_V]):
     """Remembers up to ``limit`` distinct values; after that, a new one is refused.
 
     For opt-in metric attributes that come from outside the application
@@ -369,9 +314,9 @@ class BoundedValues:
 
     def __init__(self, limit: int) -> None:
         self._limit = limit
-        self._seen: set[Any] = set()
+        self._seen: set[_V] = set()
 
-    def admit(self, value: Any) -> Any:
+    def admit(self, value: _V) -> Optional[_V]:
         if value in self._seen:
             return value
         if len(self._seen) < self._limit:

@@ -1,62 +1,83 @@
 """Settings, read once when ``instrument()`` or ``instrument_app()`` runs.
 
-Each setting comes from a keyword argument or, when that is not given, from
-the environment. An invalid keyword argument is the caller's bug and raises
-``ValueError`` naming it. An invalid environment variable is logged as an
-error naming the variable, and only that setting is ignored: under
+A new setting is one more ``Option`` in ``OPTIONS`` (its keyword, variables,
+parse function, default and valid choices) and one more field of
+``Settings``; the rules below then hold for it too.
+
+A setting that has a keyword argument (an ``Option`` below) comes from the
+first of: the keyword argument; the configuration file named by
+``OTEL_CONFIG_FILE``, when one is in use (its
+``instrumentation/development`` block: ``python: internalhttp:`` under the
+keyword's own name, then the shared ``general`` key, if there is one); its
+environment variable(s), only when no configuration file is in use (the
+declarative configuration specification makes the file the one source;
+``${VAR}`` in the file brings a variable in); its default.
+
+Every value goes through the parse function of its setting, which keeps
+the valid items of a list and names the invalid ones. A keyword argument of
+a type the setting does not take raises ``ValueError`` naming it: the
+caller's bug. Anything else invalid is logged
+as an error naming the setting, where it came from, each invalid item and
+the valid choices; the valid items are kept, and when none is, the default
+applies. Nothing read from the environment or the file raises: under
 ``opentelemetry-instrument`` an exception here would stop the whole
 instrumentor loader, and every instrumentation after this one with it.
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import os
-import re
-from collections.abc import Callable, Sequence
-from typing import Any, NamedTuple, Optional, TypeVar
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, NamedTuple, Optional
 
+from internalhttp.redaction import SENSITIVE_PATH_PARAMETERS as SENSITIVE_PATH_PARAMETERS_DEFAULTS
 from opentelemetry.util.http import (
-    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
-    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
-    OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
     OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
     ExcludeList,
     SanitizeValue,
 )
 
 from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PARAMS
+from opentelemetry_ext_internalhttp._internals import OTEL_SEMCONV_STABILITY_OPT_IN
+from opentelemetry_ext_internalhttp._options import (
+    _BOOLEANS,
+    BODY_CAPTURE_LIMIT,
+    CAPTURED_REQUEST_HEADERS,
+    CAPTURED_RESPONSE_HEADERS,
+    CONFIG_FILE_BLOCK,
+    CONFIG_FILE_NAME,
+    CONFIG_FILE_SDK_KEYS,
+    CONFIG_FILE_VARIABLE,
+    EXCEPTION_SIGNAL_VARIABLE,
+    EXCEPTION_SIGNALS,
+    EXCLUDE,
+    EXCLUDED_METHODS,
+    EXCLUDED_URLS,
+    FORWARDED_HEADERS,
+    KNOWN_METHODS,
+    KNOWN_SEMCONV_OPT_INS,
+    OPT_IN,
+    OPTIONS,
+    PUBLIC_ENDPOINT,
+    SANITIZED_HEADERS,
+    SENSITIVE_PATH_PARAMETERS,
+    SENSITIVE_PATH_PARAMETERS_REPLACE,
+    SENSITIVE_QUERY_PARAMETERS,
+    SENSITIVE_QUERY_PARAMETERS_REPLACE,
+    SERVER_ERROR_STATUSES,
+    SERVER_TIMING,
+    TRUSTED_PROXIES,
+    Option,
+    PublicEndpoint,
+    add_or_replace,
+    sorted_out,
+    split_list,
+)
+from opentelemetry_ext_internalhttp._proxies import ProxyRules
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
-
-_T = TypeVar("_T")
-_NONE: tuple[str, ...] = ()
-
-# Where excluded URLs are looked for, in this order.
-EXCLUDED_URLS_VARIABLES = ("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "OTEL_PYTHON_EXCLUDED_URLS")
-
-
-# The opt-in attributes and metrics of the HTTP server conventions that
-# can be recorded, by the name users give them in the opt-in setting.
-SPAN_OPT_INS = (
-    "client.port",
-    "network.local.address",
-    "network.local.port",
-    "network.transport",
-    "user_agent.synthetic.type",
-    "http.request.body.size",
-    "http.response.body.size",
-)
-# On the duration metric (the synthetic type on the span too).
-METRIC_OPT_INS = ("server.address", "server.port", "user_agent.synthetic.type")
-HISTOGRAM_OPT_INS = ("http.server.request.body.size", "http.server.response.body.size")
-OPT_INS = tuple(
-    dict.fromkeys((*SPAN_OPT_INS, *HISTOGRAM_OPT_INS, *METRIC_OPT_INS, "http.server.active_requests"))
-)
-OPT_IN_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_OPT_IN"
-KNOWN_METHODS_VARIABLE = "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS"
-SENSITIVE_QUERY_PARAMETERS_VARIABLE = "OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS"
-EXCEPTION_SIGNAL_VARIABLE = "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN"
 
 
 class Settings(NamedTuple):
@@ -73,151 +94,232 @@ class Settings(NamedTuple):
     # Where a handler's exception is recorded: a span event, a log event, or both.
     exception_span_events: bool
     exception_logs: bool
+    # Whose forwarding headers are believed, and which family they write.
+    proxies: ProxyRules
+    public_endpoint: PublicEndpoint
+    # Opt-in body content: at most this many bytes of each body.
+    body_capture_limit: int
+    # Path parameters whose values url.path, http.target and log lines redact.
+    redacted_path_params: tuple[str, ...]
+    # Server-Timing: traceparent on every response sent.
+    server_timing: bool
+    # Requests not recorded: by a function of the request, by method.
+    exclude: Optional[Callable[[Any], bool]]
+    excluded_methods: frozenset[str]
+    # The status codes that make a SERVER span an error.
+    server_error_statuses: frozenset[int]
 
 
-def split_list(text: str) -> tuple[str, ...]:
-    """A comma-separated setting as its non-empty, stripped items.
+class ConfigFile(NamedTuple):
+    """What a configuration file says about this package."""
 
-    >>> split_list(" a, ,b ")
-    ('a', 'b')
+    path: str
+    # instrumentation/development.python.internalhttp, as written.
+    block: Mapping[str, Any]
+    # instrumentation/development.general, as the SDK's model holds it (None if absent).
+    general: Any
+
+    @property
+    def enabled(self) -> bool:
+        return self.block.get("enabled", True) is not False
+
+    def lookup(self, option: Option) -> Optional[tuple[str, Any]]:
+        """Where the file sets ``option`` and to what: this package's key first, then the general one.
+
+        >>> from types import SimpleNamespace as Node
+        >>> general = Node(http=Node(server=Node(known_methods=["GET"])))
+        >>> ConfigFile("otel.yaml", {"known_methods": ["PUT"]}, general).lookup(KNOWN_METHODS)
+        ('OTEL_CONFIG_FILE otel.yaml: instrumentation/development.python.internalhttp.known_methods', ['PUT'])
+        >>> ConfigFile("otel.yaml", {}, general).lookup(KNOWN_METHODS)[1]
+        ['GET']
+        >>> ConfigFile("otel.yaml", {}, None).lookup(KNOWN_METHODS) is None
+        True
+        """
+        where = f"{CONFIG_FILE_VARIABLE} {self.path}: instrumentation/development"
+        own = self.block.get(option.keyword)
+        if own is not None:
+            return f"{where}.python.{CONFIG_FILE_NAME}.{option.keyword}", own
+        shared = self.general
+        for name in option.general:
+            shared = getattr(shared, name, None)
+        if option.general and shared is not None:
+            return f"{where}.general.{'.'.join(option.general)}", shared
+        return None
+
+
+def read_config_file() -> Optional[ConfigFile]:
+    """The configuration file ``OTEL_CONFIG_FILE`` names, read as the SDK reads it; None if none is in use.
+
+    Read with the SDK's own loader (``opentelemetry-configuration``, SDK
+    1.44 and later: ``opentelemetry-sdk[file-configuration]``), so that
+    ``${VAR}`` substitution and validation are the SDK's. A file that cannot
+    be read is logged as an error, and the environment variables apply.
     """
-    return tuple(item.strip() for item in text.split(",") if item.strip())
-
-
-def _compiled(patterns: Sequence[str]) -> tuple[str, ...]:
-    """``patterns`` after checking that they form one valid regular expression."""
-    re.compile("|".join(patterns))
-    return tuple(patterns)
-
-
-def _from_argument(name: str, value: Any, parse: Callable[[Any], _T]) -> _T:
+    path = os.environ.get(CONFIG_FILE_VARIABLE)
+    if not path:
+        return None
     try:
-        return parse(value)
-    except (re.error, TypeError, ValueError) as exc:
-        raise ValueError(f"{name}={value!r}: {_problem(exc)}") from exc
+        loader = importlib.import_module("opentelemetry.configuration")
+        model = loader.load_config_file(path)
+    except Exception as exc:  # ImportError, ConfigurationError, anything the loader raises
+        _logger.error(
+            "%s=%r is not used by this instrumentation, which reads its environment variables instead: %s%s",
+            CONFIG_FILE_VARIABLE,
+            path,
+            f"{type(exc).__name__}: {exc}",
+            " (install opentelemetry-sdk[file-configuration])" if isinstance(exc, ImportError) else "",
+        )
+        return None
+    instrumentation = model.instrumentation_development
+    languages = getattr(instrumentation, "python", None) or {}
+    general = getattr(instrumentation, "general", None)
+    config_file = ConfigFile(path, languages.get(CONFIG_FILE_NAME) or {}, general)
+    _report_unknown_keys(config_file)
+    return config_file
 
 
-def _from_environment(variables: Sequence[str], parse: Callable[[str], _T], default: _T) -> _T:
-    """The parsed value of the first of ``variables`` that is set, or ``default``."""
-    for variable in variables:
-        text = os.environ.get(variable)
-        if not text:
-            continue
-        try:
-            return parse(text)
-        except (re.error, TypeError, ValueError) as exc:
-            _logger.error("%s=%r is ignored: %s", variable, text, _problem(exc))
-            return default
-    return default
-
-
-def _problem(exc: Exception) -> str:
-    if isinstance(exc, re.error):
-        return f"not a valid regular expression ({exc})"
-    return str(exc)
-
-
-def _setting(
-    argument_name: str,
-    argument: Any,
-    variables: Sequence[str],
-    parse: Callable[[Any], _T],
-    default: _T,
-) -> _T:
-    """A keyword argument's value if given (invalid: ValueError), else the environment's."""
-    if argument is not None:
-        return _from_argument(argument_name, argument, parse)
-    return _from_environment(variables, parse, default)
-
-
-def _patterns(value: Any) -> tuple[str, ...]:
-    """A list of regular expressions, from a comma-separated string or a sequence of strings."""
-    if isinstance(value, str):
-        return _compiled(split_list(value))
-    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-        return _compiled([item.strip() for item in value if item.strip()])
-    raise TypeError("expected a comma-separated string or a list of strings")
-
-
-def _names(value: Any) -> tuple[str, ...]:
-    if isinstance(value, str):
-        return split_list(value)
-    if isinstance(value, Sequence) and all(isinstance(item, str) for item in value):
-        return tuple(value)
-    raise TypeError("expected a comma-separated string or a list of strings")
-
-
-def _opt_ins(value: Any) -> frozenset[str]:
-    """The opt-ins named, ``all`` for every one; an unknown name is an error.
-
-    >>> sorted(_opt_ins("client.port, network.transport"))
-    ['client.port', 'network.transport']
-    """
-    names = _names(value)
-    if "all" in names:
-        return frozenset(OPT_INS)
-    unknown = sorted(set(names) - set(OPT_INS))
+def _report_unknown_keys(config_file: ConfigFile) -> None:
+    known = (*(option.keyword for option in OPTIONS), *CONFIG_FILE_SDK_KEYS)
+    unknown = sorted(set(config_file.block) - set(known))
     if unknown:
-        raise ValueError(f"unknown opt-in {', '.join(unknown)} (known: all, {', '.join(OPT_INS)})")
-    return frozenset(names)
+        _logger.error(
+            "%s %s: %s has unknown key(s) %s, ignored; known: %s",
+            CONFIG_FILE_VARIABLE,
+            config_file.path,
+            CONFIG_FILE_BLOCK,
+            ", ".join(unknown),
+            ", ".join(known),
+        )
 
 
-def read_settings(
-    excluded_urls: Any = None,
-    http_capture_headers_server_request: Any = None,
-    http_capture_headers_server_response: Any = None,
-    http_capture_headers_sanitize_fields: Any = None,
-    known_methods: Any = None,
-    sensitive_query_parameters: Any = None,
-    opt_in: Any = None,
-) -> Settings:
-    """The settings for one ``instrument*()`` call, keyword arguments first."""
-    excluded = _setting("excluded_urls", excluded_urls, EXCLUDED_URLS_VARIABLES, _patterns, _NONE)
-    sanitized = _setting(
-        "http_capture_headers_sanitize_fields",
-        http_capture_headers_sanitize_fields,
-        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,),
-        _patterns,
-        _NONE,
+def keywords_from_code(options: Mapping[str, Any], config_file: Optional[ConfigFile]) -> dict[str, Any]:
+    """The keyword arguments the caller wrote, without those passed on from the configuration file.
+
+    The SDK calls ``instrument(**block)`` with this package's block of the
+    file. Those values are read from the file itself, under the file's rules
+    (errors logged and named after the file, never raised), not again as
+    keywords.
+
+    >>> from_file = ConfigFile("otel.yaml", {"opt_in": "all"}, None)
+    >>> keywords_from_code({"opt_in": "all", "excluded_urls": "/healthz"}, from_file)
+    {'excluded_urls': '/healthz'}
+    """
+    block = config_file.block if config_file is not None else {}
+    return {key: value for key, value in options.items() if not (key in block and block[key] == value)}
+
+
+class _Reader:
+    """Reads each Option from its first source, reporting what is invalid there."""
+
+    def __init__(self, options: Mapping[str, Any], config_file: Optional[ConfigFile]) -> None:
+        self._options = options
+        self._config_file = config_file
+
+    def value(self, option: Option) -> Any:
+        given = self._options.get(option.keyword)
+        if given is not None:
+            return _checked(option, option.keyword, given, raising=True)
+        if self._config_file is not None:
+            found = self._config_file.lookup(option)
+            return option.build(option.default) if found is None else _checked(option, *found)
+        for variable in option.variables:
+            text = os.environ.get(variable)
+            if text or (text == "" and option.empty_is_a_value):
+                return _checked(option, variable, text)
+        return option.build(option.default)
+
+
+def _checked(option: Option, source: str, value: Any, raising: bool = False) -> Any:
+    """``value`` parsed; its invalid items reported (a wrong type raises for a keyword argument)."""
+    try:
+        parsed = option.parse(value)
+    except TypeError as exc:
+        if raising:
+            raise ValueError(f"{source}={value!r}: {exc}") from exc
+        _logger.error("%s=%r is ignored: %s", source, value, exc)
+        return option.build(option.default)
+    if not parsed.rejected:
+        return option.build(parsed.value)
+    _logger.error(
+        "%s=%r: %s ignored (valid: %s)%s",
+        source,
+        value,
+        ", ".join(parsed.rejected),
+        option.choices,
+        "" if parsed.value else "; the default applies",
     )
+    return option.build(parsed.value if parsed.value else option.default)
+
+
+def environment_list(variable: str, known: Sequence[str]) -> tuple[str, ...]:
+    """A comma-separated variable's items that are in ``known``; the others are reported."""
+    parsed = sorted_out(split_list(os.environ.get(variable, "")), lambda item: item in known)
+    if parsed.rejected:
+        _logger.error(
+            "%s=%r: %s ignored (valid: %s)",
+            variable,
+            os.environ[variable],
+            ", ".join(parsed.rejected),
+            ", ".join(known),
+        )
+    return tuple(parsed.value)
+
+
+def _capture_all_methods() -> bool:
+    """The contrib switch, read as the specification reads a boolean variable: ``true``, else false."""
+    text = os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS, "").strip()
+    flag = _BOOLEANS.get(text.lower())
+    if text and flag is None:
+        _logger.error(
+            "%s=%r is ignored (valid: true, false)",
+            OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
+            text,
+        )
+    return bool(flag)
+
+
+def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] = None) -> Settings:
+    """The settings for one ``instrument*()`` call: keyword arguments, then the file or the environment."""
+    value = _Reader(options, config_file).value
+    excluded = value(EXCLUDED_URLS)
+    # Contrib's helpers read this shared variable; only values no instrumentation knows are named.
+    environment_list(OTEL_SEMCONV_STABILITY_OPT_IN, KNOWN_SEMCONV_OPT_INS)
     return Settings(
         excluded=ExcludeList(list(excluded)) if excluded else None,
-        captured_request_headers=_setting(
-            "http_capture_headers_server_request",
-            http_capture_headers_server_request,
-            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,),
-            _patterns,
-            _NONE,
-        ),
-        captured_response_headers=_setting(
-            "http_capture_headers_server_response",
-            http_capture_headers_server_response,
-            (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,),
-            _patterns,
-            _NONE,
-        ),
-        sanitizer=SanitizeValue(list(sanitized)),
-        capture_all_methods=bool(os.environ.get(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS)),
-        redacted_query_params=_setting(
-            "sensitive_query_parameters",
-            sensitive_query_parameters,
-            (SENSITIVE_QUERY_PARAMETERS_VARIABLE,),
-            _names,
+        captured_request_headers=value(CAPTURED_REQUEST_HEADERS),
+        captured_response_headers=value(CAPTURED_RESPONSE_HEADERS),
+        sanitizer=SanitizeValue(list(value(SANITIZED_HEADERS))),
+        capture_all_methods=_capture_all_methods(),
+        redacted_query_params=add_or_replace(
             DEFAULT_REDACTED_QUERY_PARAMS,
+            value(SENSITIVE_QUERY_PARAMETERS_REPLACE),
+            value(SENSITIVE_QUERY_PARAMETERS),
         ),
-        known_methods=_setting("known_methods", known_methods, (KNOWN_METHODS_VARIABLE,), _names, None),
-        opt_in=_setting("opt_in", opt_in, (OPT_IN_VARIABLE,), _opt_ins, frozenset()),
+        known_methods=value(KNOWN_METHODS),
+        opt_in=value(OPT_IN),
         **_exception_signal(),
+        proxies=ProxyRules(value(TRUSTED_PROXIES), value(FORWARDED_HEADERS)),
+        public_endpoint=value(PUBLIC_ENDPOINT),
+        body_capture_limit=value(BODY_CAPTURE_LIMIT),
+        redacted_path_params=add_or_replace(
+            SENSITIVE_PATH_PARAMETERS_DEFAULTS,
+            value(SENSITIVE_PATH_PARAMETERS_REPLACE),
+            value(SENSITIVE_PATH_PARAMETERS),
+        ),
+        server_timing=value(SERVER_TIMING),
+        exclude=value(EXCLUDE),
+        excluded_methods=frozenset(value(EXCLUDED_METHODS)),
+        server_error_statuses=value(SERVER_ERROR_STATUSES),
     )
 
 
 def _exception_signal() -> dict[str, bool]:
     """``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``: ``logs``, ``logs/dup``, or unset for span events.
 
-    Read like ``OTEL_SEMCONV_STABILITY_OPT_IN``: a comma-separated list, the
-    first value that names this signal wins.
+    Read like ``OTEL_SEMCONV_STABILITY_OPT_IN``: a comma-separated list, in
+    which ``logs/dup`` wins over ``logs``.
     """
-    values = split_list(os.environ.get(EXCEPTION_SIGNAL_VARIABLE, ""))
+    values = environment_list(EXCEPTION_SIGNAL_VARIABLE, EXCEPTION_SIGNALS)
     if "logs/dup" in values:
         return {"exception_span_events": True, "exception_logs": True}
     if "logs" in values:

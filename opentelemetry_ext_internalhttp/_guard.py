@@ -57,6 +57,8 @@ COUNT_ACTIVE = LogAndGoOn("count an active request")
 END_SPAN = LogAndGoOn("end a span")
 EMIT_EXCEPTION = LogAndGoOn("emit an exception log event")
 INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse to a response")
+DECIDE_PUBLIC = LogAndGoOn("run public_endpoint")
+DECIDE_EXCLUDED = LogAndGoOn("run exclude")
 
 
 class LogAndRecordOnSpan(LogAndGoOn):

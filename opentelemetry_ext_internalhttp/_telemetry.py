@@ -1,144 +1,68 @@
-"""What one request records: a server span and the HTTP server metrics.
+"""What one request records: its span's lifecycle, around the framework's own steps.
 
 ``_RequestTelemetry`` holds everything decided once, when ``instrument()``
 or ``instrument_app()`` runs (tracer, instruments, semantic-convention
-mode, settings, hooks). A request flows one way through it:
+mode, settings, hooks). A request flows one way through it, inside the
+instrumented ``handle_request``:
 
-    request (framework's ``prepare``) → span start → dispatch → finish
+    prepare (framework) → span start → dispatch (framework) → response hook
+    → conclude (framework: the response as sent, the log lines) → finish
 
-Two framework seams lead here. A serving layer ends every request in
-``InternalHTTPServer.respond``, which sees the response as the client gets
-it: ``respond`` below starts the span there and finishes it with that
-response, and the ``handle_request`` call nested inside it answers the
-request respond() prepared (``InternalHTTPServer.prepared_request``) without
-starting a second span. A direct ``handle_request`` call
-(a test, an embedding) has no serving layer: it gets its span there, and
-the status is the one the framework's rule gives the handler's value.
-
-Every telemetry step is guarded (``_guard``): a failure is logged and the
-request goes on with the handler's own result.
+The attributes come from ``_request_attributes``, the points go to
+``_instruments``, how the request ended to ``_outcome``. Every telemetry
+step is guarded (``_guard``): a failure is logged and the request goes on
+with the handler's own result.
 """
 
 from __future__ import annotations
 
-import os
-import traceback
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from contextvars import Token
 from timeit import default_timer
-from typing import Any, NamedTuple, Optional
+from typing import Any, Callable, NamedTuple, Optional, cast
 
-from internalhttp.response import NormalizedResponse, Outcome, response_for
+from internalhttp.response import NormalizedResponse, Outcome
 from internalhttp.routing import NOT_FOUND, split_target
-from internalhttp.server import Headers, Refusal, Request
+from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Refusal, Request
 from opentelemetry import context, trace
-from opentelemetry._logs import SeverityNumber, get_logger
+from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
-from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
-from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
-from opentelemetry.instrumentation._semconv import (
-    HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
+from opentelemetry.instrumentation.propagators import get_global_response_propagator
+from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
+from opentelemetry.metrics import Meter, MeterProvider, NoOpMeter, get_meter
+from opentelemetry.propagators.textmap import Setter
+from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind
+
+from opentelemetry_ext_internalhttp import _guard
+from opentelemetry_ext_internalhttp._attributes import AttributeKeys, body_size
+from opentelemetry_ext_internalhttp._bodies import BODY_CONTENT_ATTRIBUTES, BODY_CONTENT_SCHEMA_URL
+from opentelemetry_ext_internalhttp._config import Settings
+from opentelemetry_ext_internalhttp._instruments import Instruments
+from opentelemetry_ext_internalhttp._internals import (
     _get_schema_url,
     _report_new,
     _report_old,
     _StabilityMode,
+    can_tell_meter_provider_unset,
+    global_meter_provider_unset,
+    global_tracer_provider_unset,
+    never_samples,
+    read_globals,
 )
-from opentelemetry.instrumentation.propagators import get_global_response_propagator
-from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
-from opentelemetry.metrics import NoOpMeter, get_meter, get_meter_provider
-from opentelemetry.propagate import extract
-from opentelemetry.propagators.textmap import Setter
-from opentelemetry.semconv._incubating.attributes.http_attributes import (
-    HTTP_REQUEST_BODY_SIZE,
-    HTTP_RESPONSE_BODY_SIZE,
-)
-from opentelemetry.semconv._incubating.attributes.user_agent_attributes import USER_AGENT_SYNTHETIC_TYPE
-from opentelemetry.semconv._incubating.metrics.http_metrics import (
-    HTTP_SERVER_REQUEST_BODY_SIZE,
-    HTTP_SERVER_RESPONSE_BODY_SIZE,
-)
-from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
-from opentelemetry.semconv.attributes.exception_attributes import (
-    EXCEPTION_MESSAGE,
-    EXCEPTION_STACKTRACE,
-    EXCEPTION_TYPE,
-)
-from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD_ORIGINAL
-from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT
-from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
-from opentelemetry.semconv.metrics import MetricInstruments
-from opentelemetry.semconv.metrics.http_metrics import HTTP_SERVER_REQUEST_DURATION
-from opentelemetry.trace import (
-    INVALID_SPAN,
-    NoOpTracer,
-    ProxyTracerProvider,
-    Span,
-    SpanKind,
-    Status,
-    StatusCode,
-)
-from opentelemetry.util.http import normalise_request_header_name, normalise_response_header_name
-
-from opentelemetry_ext_internalhttp import _guard
-from opentelemetry_ext_internalhttp._attributes import (
-    AttributeKeys,
-    BoundedValues,
-    add_client,
-    add_local,
-    add_server,
-    add_url,
-    add_user_agent,
-    body_size,
-    claimed_host,
-    protocol_version,
-    request_scheme,
-    synthetic_type,
-)
-from opentelemetry_ext_internalhttp._config import METRIC_OPT_INS, SPAN_OPT_INS, Settings
-from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
-from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
+from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes
+from opentelemetry_ext_internalhttp._options import UNTRUSTED
+from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sent
+from opentelemetry_ext_internalhttp._proxies import Origin
+from opentelemetry_ext_internalhttp._request_attributes import RequestReading
+from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
 
-# The API modules whose set-once globals say whether an SDK was installed.
-# Private, so a future API without them only takes the public, slower path.
-_TRACE_API_GLOBALS: Any = trace if hasattr(trace, "_TRACER_PROVIDER") else None
-try:
-    import opentelemetry.metrics._internal as _metrics_internal
-except ImportError:  # pragma: no cover
-    _metrics_internal = None  # type: ignore[assignment]
-_METRICS_API_GLOBALS: Any = (
-    _metrics_internal
-    if _metrics_internal is not None and hasattr(_metrics_internal, "_METER_PROVIDER")
-    else None
-)
-
-try:
-    # Where the labeler lives in the context; private to contrib, so its
-    # absence only costs building the (empty) attributes on every request.
-    from opentelemetry.instrumentation._labeler._internal import LABELER_CONTEXT_KEY as _LABELER_KEY
-except ImportError:  # pragma: no cover
-    _LABELER_KEY = None  # type: ignore[assignment]
-
-try:
-    # The global meter provider before an SDK is set. Private to the API, so
-    # its absence only turns the no-SDK shortcut off.
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-except ImportError:  # pragma: no cover - a future API may move it
-    _ProxyMeterProvider = None  # type: ignore[assignment,misc]
-
 _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
-# Shared attributes are cached per (method, route, scheme, version): all of
-# them bounded, but the cache is bounded too, should a bug make one not be.
-_SHARED_CACHE_LIMIT = 1024
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
-_EXCEPTION_EVENT = "http.server.request.exception"
-_SPAN_OPT_INS = frozenset(SPAN_OPT_INS)
-_METRIC_OPT_INS = frozenset(METRIC_OPT_INS)
-# Distinct (address, port) pairs of the local server recorded on metrics.
-_METRIC_SERVER_ADDRESS_LIMIT = 16
 
 RequestHook = Callable[[Span, "RequestView"], None]
 ResponseHook = Callable[[Span, "RequestView", Any], None]
+Answer = Callable[[Request, Any], Any]
 
 
 class RequestView(NamedTuple):
@@ -148,11 +72,11 @@ class RequestView(NamedTuple):
     the caller passed them in.
     """
 
-    method: Any
-    path: Any
+    method: str
+    path: str
     headers: Mapping[str, str]
-    body: Any
-    server: Any
+    body: Optional[bytes]
+    server: InternalHTTPServer
 
 
 class _RequestState:
@@ -179,7 +103,7 @@ class _RequestState:
     ) -> None:
         self.span = span
         self.token = token
-        # None when nothing records (no SDK behind the API): see _nothing_records.
+        # None when nothing records (no SDK behind the API): see _SdkPresence.
         self.shared = shared
         self.view = view
         # Response headers are captured on a recording SERVER span only.
@@ -191,15 +115,51 @@ class _RequestState:
         self.start = default_timer()
 
 
-def _error_type(error: BaseException) -> str:
-    """The exception's type as the SDK writes ``exception.type``: fully qualified, builtins bare.
+class _SdkPresence:
+    """Whether an SDK stands behind the tracer and the meter, asked cheaply on every request.
 
-    >>> _error_type(ValueError()), _error_type(TimeoutError())
-    ('ValueError', 'TimeoutError')
+    Known at once for explicit providers; asked per request for the global
+    ones, which an SDK may be installed behind at any time, until one is.
     """
-    cls = type(error)
-    module = cls.__module__
-    return f"{module}.{cls.__qualname__}" if module and module != "builtins" else cls.__qualname__
+
+    __slots__ = (
+        "_direct",
+        "_meter_follows_global",
+        "_meter_is_noop",
+        "_tracer_follows_global",
+        "_tracer_is_noop",
+        "maybe_none",
+    )
+
+    def __init__(
+        self, tracer: trace.Tracer, explicit_tracer: bool, meter: Meter, explicit_meter: bool, hookless: bool
+    ) -> None:
+        # Hooks always need a span, so with hooks the shortcut is never taken.
+        self.maybe_none = hookless
+        self._direct = read_globals()
+        self._tracer_is_noop = isinstance(tracer, NoOpTracer)
+        self._tracer_follows_global = not explicit_tracer
+        self._meter_is_noop = isinstance(meter, NoOpMeter)
+        self._meter_follows_global = not explicit_meter and can_tell_meter_provider_unset()
+
+    def nothing_records(self) -> bool:
+        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers).
+
+        A global provider is set once and for all, so once one is seen the
+        answer is kept instead of asked again on every request.
+        """
+        traces_off = self._tracer_is_noop or (
+            self._tracer_follows_global and global_tracer_provider_unset(self._direct)
+        )
+        if not traces_off:
+            self.maybe_none = False  # an SDK records: this shortcut is never taken again
+            return False
+        metrics_off = self._meter_is_noop or (
+            self._meter_follows_global and global_meter_provider_unset(self._direct)
+        )
+        if not metrics_off:
+            self.maybe_none = False
+        return metrics_off
 
 
 class _RequestTelemetry:
@@ -211,104 +171,67 @@ class _RequestTelemetry:
         sem_conv_opt_in_mode: _StabilityMode,
         settings: Settings,
         tracer_provider: Optional[trace.TracerProvider] = None,
-        meter_provider: Any = None,
+        meter_provider: Optional[MeterProvider] = None,
         request_hook: Optional[RequestHook] = None,
         response_hook: Optional[ResponseHook] = None,
-        logger_provider: Any = None,
+        logger_provider: Optional[LoggerProvider] = None,
     ) -> None:
-        self._keys = AttributeKeys.for_mode(
-            _report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode)
-        )
+        keys = AttributeKeys.for_mode(_report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode))
         # The stable conventions as this code follows them (docs/http in
         # semantic-conventions v1.44.0); the old ones as their last schema.
-        schema_url = _get_schema_url(sem_conv_opt_in_mode) if not self._keys.new else _SCHEMA_URL
+        schema_url = _get_schema_url(sem_conv_opt_in_mode) if not keys.new else _SCHEMA_URL
+        if keys.new and settings.opt_in & set(BODY_CONTENT_ATTRIBUTES):
+            # The schema in which the body content attributes appear.
+            schema_url = BODY_CONTENT_SCHEMA_URL
         self._tracer = trace.get_tracer(
             _INSTRUMENTATION_NAME, __version__, tracer_provider, schema_url=schema_url
         )
         meter = get_meter(_INSTRUMENTATION_NAME, __version__, meter_provider, schema_url=schema_url)
-        self._duration_ms = None
-        self._duration_s = None
-        if self._keys.old:
-            self._duration_ms = meter.create_histogram(
-                name=MetricInstruments.HTTP_SERVER_DURATION,
-                unit="ms",
-                description="Duration of HTTP server requests.",
-            )
-        if self._keys.new:
-            self._duration_s = meter.create_histogram(
-                name=HTTP_SERVER_REQUEST_DURATION,
-                unit="s",
-                description="Duration of HTTP server requests.",
-                explicit_bucket_boundaries_advisory=HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
-            )
-        opt_in = settings.opt_in
-        self._active_requests = None
-        # Opt-in in the stable conventions (v1.44); what users of the old
-        # ones have always had, so kept there and in http/dup.
-        if self._keys.old or "http.server.active_requests" in opt_in:
-            self._active_requests = meter.create_up_down_counter(
-                name=MetricInstruments.HTTP_SERVER_ACTIVE_REQUESTS,
-                unit="{request}",
-                description="Number of active HTTP server requests.",
-            )
-        self._body_sizes = _BodySizeHistograms(meter, self._keys, opt_in)
+        self._instruments = Instruments(meter, keys, settings.opt_in)
+        self._reading = RequestReading(keys, settings)
         self._settings = settings
         self.sensitive_query_parameters = settings.redacted_query_params
+        self.sensitive_path_parameters = settings.redacted_path_params
         # With exceptions as log events, the event is the request's error
         # record: the framework's own error line would say it a second time.
         self.exceptions_as_logs = settings.exception_logs
-        self._exception_logger = None
+        exception_logger = None
         if settings.exception_logs:
-            self._exception_logger = get_logger(
+            exception_logger = get_logger(
                 _INSTRUMENTATION_NAME, __version__, logger_provider, schema_url=schema_url
             )
-        self._span_opt_ins = _SPAN_OPT_INS & opt_in
-        self._metric_opt_ins = _METRIC_OPT_INS & opt_in if self._keys.new else frozenset()
-        self._server_addresses = BoundedValues(_METRIC_SERVER_ADDRESS_LIMIT)
-        self._wants_request_size = bool(opt_in & {"http.request.body.size", "http.server.request.body.size"})
-        self._excluded = settings.excluded
-        self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
+        self._outcomes = OutcomeRecording(
+            keys, settings.server_error_statuses, settings.exception_span_events, exception_logger
+        )
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
-        # Whether the no-SDK shortcut may still apply (hooks always need a span).
-        self._maybe_no_sdk = self._hookless
-        # A provider named in the environment is loaded on first use, which
-        # only the public getters do; otherwise the globals can be read.
-        self._read_globals = not {OTEL_PYTHON_TRACER_PROVIDER, OTEL_PYTHON_METER_PROVIDER} & set(os.environ)
-        # Whether an SDK stands behind the tracer and the meter: known now
-        # for explicit providers, asked per request for the global ones,
-        # which an SDK may be installed behind at any time.
-        self._tracer_is_noop = isinstance(self._tracer, NoOpTracer)
-        self._tracer_follows_global = tracer_provider is None
-        self._meter_is_noop = isinstance(meter, NoOpMeter)
-        self._meter_follows_global = meter_provider is None and _ProxyMeterProvider is not None
+        self._sdk = _SdkPresence(
+            self._tracer, tracer_provider is not None, meter, meter_provider is not None, self._hookless
+        )
         # A sampler that drops every span whatever it is shown (ALWAYS_OFF):
         # then no span attribute is worth building; metrics are still recorded.
-        sampler = getattr(self._tracer, "sampler", None)
-        self._never_sampled = sampler is not None and sampler.get_description() == "AlwaysOffSampler"
-        self._shared: dict[tuple[str, Optional[str], str, Optional[str]], SharedAttributes] = {}
+        self._never_sampled = never_samples(self._tracer)
+        install_filter()
 
-    # -- the two entry points -----------------------------------------------
+    # -- the entries -----------------------------------------------------------
 
     def handle_request(
         self,
-        server: Any,
-        method: Any,
-        target: Any,
-        headers: Any,
-        body: Any,
-        connection: Any,
-        answer: Callable[[Request, Any], Any],
+        server: InternalHTTPServer,
+        method: str,
+        target: str,
+        headers: object,
+        body: bytes,
+        connection: Optional[ConnectionInfo],
+        answer: Answer,
     ) -> Any:
         """``handle_request`` of an instrumented server: ``answer`` the request inside a span.
 
+        The response hook runs before the framework concludes the request,
+        so what it changes in the handler's value is what the client gets.
         Returns ``answer``'s value, or re-raises its exception, unchanged.
         """
-        prepared = server.prepared_request(method, target, headers)
-        if prepared is not None:
-            # The call respond() made: that records the request already.
-            return answer(prepared, body)
         try:
             request = server.prepare(method, target, headers, connection)
         except Exception as error:
@@ -321,46 +244,21 @@ class _RequestTelemetry:
         with _guard.START:
             state = self._start(server, request, body)
         if state is None:
-            return answer(request, body)
+            return _answer_and_conclude(server, request, body, answer)
         try:
             value = answer(request, body)
-        except BaseException as error:
-            self._finish(state, None, error, None)
+        except Exception as error:
+            self._conclude(state, server, request, None, error)
             raise
-        if state.shared is None:
-            self._finish(state, None, None, value)
-        else:
-            # No serving layer to ask: the framework's own rule says what it would send.
-            outcome = response_for(value)
-            self._finish(state, outcome.response, outcome.error, value)
+        except BaseException as interrupt:  # KeyboardInterrupt, SystemExit: nothing was sent
+            self._finish(state, None, interrupt)
+            raise
+        if self._response_hook is not None and state.view is not None:
+            self._run_hook(state, self._response_hook, value)
+        self._conclude(state, server, request, value, None)
         return value
 
-    def respond(
-        self,
-        server: Any,
-        request: Request,
-        body: Any,
-        raise_exceptions: bool,
-        respond: Callable[..., Outcome],
-    ) -> Outcome:
-        """``respond`` of an instrumented server: the whole request, ended with the response as sent."""
-        state = None
-        with _guard.START:
-            state = self._start(server, request, body)
-        if state is None:
-            return respond(request, body, raise_exceptions=raise_exceptions)
-        try:
-            outcome = respond(request, body, raise_exceptions=raise_exceptions)
-        except BaseException as error:
-            self._finish(state, None, error, None)
-            raise
-        if state.shared is not None:
-            with _guard.INJECT_RESPONSE_CONTEXT:
-                _inject_traceresponse(outcome.response)
-        self._finish(state, outcome.response, outcome.error, outcome.value)
-        return outcome
-
-    def record_refusal(self, server: Any, refusal: Refusal) -> None:
+    def record_refusal(self, server: InternalHTTPServer, refusal: Refusal) -> None:
         """A request the serving layer refused itself: a span and metric points with the status sent.
 
         Only what the serving layer could read is recorded: no headers (so no
@@ -375,211 +273,153 @@ class _RequestTelemetry:
             )
             state = self._start(server, request, None, run_hooks=False)
         if state is not None:
-            self._finish(state, NormalizedResponse(refusal.status, [], b""), None, None)
+            self._finish(state, NormalizedResponse(refusal.status, [], b""), None)
 
     def _record_unreadable(
-        self, server: Any, method: Any, target: Any, connection: Any, error: Exception
+        self,
+        server: InternalHTTPServer,
+        method: object,
+        target: object,
+        connection: Optional[ConnectionInfo],
+        error: Exception,
     ) -> None:
         state = None
         with _guard.START:
             text = target if isinstance(target, str) else ""
             path, query = split_target(text) if text else ("", None)
-            request = Request(method, text, path, query, Headers(), connection, NOT_FOUND)
+            # The method as it came, whatever it is: the normalizer records a non-token as _OTHER.
+            request = Request(cast(str, method), text, path, query, Headers(), connection, NOT_FOUND)
             state = self._start(server, request, None)
         if state is not None:
-            self._finish(state, None, error, None)
+            self._finish(state, None, error)
 
     # -- span start ----------------------------------------------------------
 
     def _start(
-        self, server: Any, request: Request, body: Any, run_hooks: bool = True
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes], run_hooks: bool = True
     ) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
-        if self._excluded is not None and self._is_excluded(request):
+        reading = self._reading
+        origin = reading.origin_of(request)
+        if self._is_skipped(server, request, body, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        parent = None if nested else extract(request.headers.lowered())
-        if self._maybe_no_sdk and self._nothing_records():
+        parent, links = (None, None) if nested else self._parent_of(server, request, body)
+        if self._sdk.maybe_none and self._sdk.nothing_records():
             # No SDK behind the API: only the caller's trace context needs
             # carrying, so that the handler's outgoing calls stay in its trace.
             token = None if parent is None else context.attach(parent)
             return _RequestState(INVALID_SPAN, token, None, None, False)
-        shared = self._shared_for(server, request)
+        shared = reading.shared_for(server, request, origin)
         attributes = None
         if not self._never_sampled:
-            attributes = dict(shared.span)
             with _guard.BUILD_ATTRIBUTES:
-                self._add_request_attributes(attributes, request, nested)
-                if self._span_opt_ins:
-                    self._add_opt_in_attributes(attributes, request, body)
+                attributes = reading.span_attributes(shared, request, origin, nested, body)
         kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
-        span = self._tracer.start_span(shared.span_name, context=parent, kind=kind, attributes=attributes)
-        # Counted outside the span's context (here, and after it is detached
-        # in _finish): an exemplar of a +1 or -1 says nothing, and offering
-        # one costs as much as the count itself. The duration is recorded
-        # inside, where its exemplar links to the trace.
-        if self._active_requests is not None:
-            with _guard.COUNT_ACTIVE:
-                self._active_requests.add(1, shared.active)
+        span = self._tracer.start_span(
+            shared.span_name, context=parent, kind=kind, attributes=attributes, links=links
+        )
+        # Counted outside the span's context; the duration is recorded inside.
+        self._instruments.count_active(1, shared)
         token = context.attach(trace.set_span_in_context(span, parent))
         view = None
         if not self._hookless and run_hooks:
             view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
         state = _RequestState(span, token, shared, view, span.is_recording() and not nested)
-        if self._metric_opt_ins or self._wants_request_size:
+        if reading.metric_opt_ins or reading.wants_request_size:
             with _guard.BUILD_ATTRIBUTES:
-                self._add_opt_in_state(state, request, body)
+                state.metric_extras = reading.metric_extras(request)
+                state.request_size = body_size(body)
         if self._request_hook is not None and run_hooks:
-            self._run_request_hook(state)
+            self._run_hook(state, self._request_hook)
         return state
 
-    def _run_request_hook(self, state: _RequestState) -> None:
+    def _is_skipped(
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes], origin: Origin
+    ) -> bool:
+        """Whether the request is not to be recorded: by URL, by method, or by the exclude function."""
+        settings = self._settings
+        if settings.excluded is not None and self._reading.is_excluded(settings.excluded, request, origin):
+            return True
+        if request.method in settings.excluded_methods:
+            return True
+        if settings.exclude is None:
+            return False
+        skipped = False  # a function that fails records the request: telemetry is not lost to a bug
+        with _guard.DECIDE_EXCLUDED:
+            view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
+            skipped = bool(settings.exclude(view))
+        return skipped
+
+    def _parent_of(
+        self, server: InternalHTTPServer, request: Request, body: Optional[bytes]
+    ) -> tuple[Context, Optional[list[Link]]]:
+        """The span's parent context, and its links.
+
+        A public request starts a new trace: the caller's span context is
+        only linked, its baggage dropped, and sampling decided as for a root.
+        """
+        caller = extract_from_request(request.headers.lowered())
+        if not self._is_public(server, request, body):
+            return caller, None
+        caller_span = trace.get_current_span(caller).get_span_context()
+        return Context(), [Link(caller_span)] if caller_span.is_valid else None
+
+    def _is_public(self, server: InternalHTTPServer, request: Request, body: Optional[bytes]) -> bool:
+        public = self._settings.public_endpoint
+        if isinstance(public, bool):
+            return public
+        if public == UNTRUSTED:
+            connection = request.connection
+            return not self._settings.proxies.trusts_peer(
+                getattr(connection, "client_address", None), getattr(connection, "transport", "tcp")
+            )
+        decision = True  # a callable that fails: public, the side that trusts no one
+        with _guard.DECIDE_PUBLIC:
+            view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
+            decision = bool(public(view))  # type: ignore[operator]  # the callable case
+        return decision
+
+    def _run_hook(self, state: _RequestState, hook: Callable[..., None], *response: object) -> None:
+        """A hook, guarded: its exception is logged and recorded on the span, and the request goes on."""
+        name = "run response_hook" if response else "run request_hook"
         try:
-            with _guard.LogAndRecordOnSpan("run request_hook", state.span):
-                self._request_hook(state.span, state.view)  # type: ignore[misc,arg-type]  # set with the hook
+            with _guard.LogAndRecordOnSpan(name, state.span):
+                hook(state.span, state.view, *response)
         except BaseException as interrupt:
             # KeyboardInterrupt, SystemExit: let it through, but not with
             # the span open, counted active and its context attached.
-            self._finish(state, None, interrupt, None)
+            self._finish(state, None, interrupt)
             raise
-
-    def _shared_for(self, server: Any, request: Request) -> SharedAttributes:
-        """The attributes every request with this method, route, scheme and version shares."""
-        method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
-        found = request.match
-        route = found.route if found.status != 404 else None
-        connection = request.connection
-        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
-        version = protocol_version(getattr(connection, "protocol_version", None))
-        key = (method, route, scheme, version)
-        shared = self._shared.get(key)
-        if shared is None:
-            shared = shared_attributes(self._keys, method, route, scheme, version)
-            if len(self._shared) < _SHARED_CACHE_LIMIT:
-                self._shared[key] = shared
-        return shared
-
-    def _add_request_attributes(self, attributes: dict[str, Any], request: Request, nested: bool) -> None:
-        """The per-request span attributes (never on metrics: clients vary them at will)."""
-        keys = self._keys
-        headers = request.headers.lowered()
-        method = request.method
-        if keys.new and attributes[keys.method[-1]] != method:
-            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = method
-        add_url(attributes, keys, request.path, request.query, self._settings.redacted_query_params)
-        scheme = attributes[keys.scheme[0]]
-        add_server(attributes, keys, claimed_host(request.target, headers), scheme, request.connection)
-        add_client(
-            attributes, keys, headers, request.connection, client_port="client.port" in self._span_opt_ins
-        )
-        add_user_agent(attributes, keys, headers)
-        # Captured headers belong to the server span; a nested span would repeat them.
-        if self._settings.captured_request_headers and not nested:
-            attributes.update(self._captured(headers, self._settings.captured_request_headers, True))
-
-    def _is_excluded(self, request: Request) -> bool:
-        """Whether a pattern matches the path or ``scheme://host[:port]/path`` (never the query).
-
-        Patterns are shared with every instrumentation in the process
-        (``OTEL_PYTHON_EXCLUDED_URLS``) and written either way there.
-        """
-        excluded = self._excluded
-        assert excluded is not None
-        if excluded.url_disabled(request.path):
-            return True
-        connection = request.connection
-        scheme = request_scheme(request.headers.lowered(), getattr(connection, "scheme", None))
-        host = claimed_host(request.target, request.headers.lowered()) or getattr(
-            connection, "server_address", None
-        )
-        return bool(host) and excluded.url_disabled(f"{scheme}://{host}{request.path}")
-
-    def _add_opt_in_attributes(self, attributes: dict[str, Any], request: Request, body: Any) -> None:
-        """The opt-in span attributes known when the request starts (so samplers see them)."""
-        opted = self._span_opt_ins
-        connection = request.connection
-        add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)
-        if "network.transport" in opted and connection is not None:
-            attributes[NETWORK_TRANSPORT] = "tcp"
-        if "user_agent.synthetic.type" in opted:
-            synthetic = synthetic_type(request.headers.lowered())
-            if synthetic:
-                attributes[USER_AGENT_SYNTHETIC_TYPE] = synthetic
-        if "http.request.body.size" in opted:
-            size = body_size(body)
-            if size is not None:
-                attributes[HTTP_REQUEST_BODY_SIZE] = size
-
-    def _add_opt_in_state(self, state: _RequestState, request: Request, body: Any) -> None:
-        """The opt-in metric attributes of this request, each bounded, and its body size."""
-        state.request_size = body_size(body)
-        extras: dict[str, Any] = {}
-        connection = request.connection
-        # The serving layer's local address, not the client's Host: bounded
-        # by the machine, and by BoundedValues should a layer report otherwise.
-        local = self._server_addresses.admit(
-            (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
-        )
-        if local is not None:
-            if "server.address" in self._metric_opt_ins and local[0]:
-                extras[SERVER_ADDRESS] = local[0]
-            if "server.port" in self._metric_opt_ins and local[1]:
-                extras[SERVER_PORT] = local[1]
-        if "user_agent.synthetic.type" in self._metric_opt_ins:
-            synthetic = synthetic_type(request.headers.lowered())
-            if synthetic:
-                extras[USER_AGENT_SYNTHETIC_TYPE] = synthetic
-        state.metric_extras = extras or None
-
-    def _captured(
-        self, headers: Mapping[str, str], patterns: tuple[str, ...], request: bool
-    ) -> dict[str, Any]:
-        """Attributes for the headers users asked to capture, sanitised.
-
-        The old conventions spell ``http.request.header.x_request_id``; the
-        stable ones keep the dash, ``http.request.header.x-request-id``. The
-        ``http/dup`` mode records both.
-        """
-        captured: dict[str, Any] = {}
-        sanitizer = self._settings.sanitizer
-        if self._keys.old:
-            old_name = normalise_request_header_name if request else normalise_response_header_name
-            captured.update(sanitizer.sanitize_header_values(headers, list(patterns), old_name))
-        if self._keys.new:
-            prefix = "http.request.header." if request else "http.response.header."
-            captured.update(sanitizer.sanitize_header_values(headers, list(patterns), prefix.__add__))
-        return captured
-
-    def _nothing_records(self) -> bool:
-        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers).
-
-        A global provider is set once and for all, so once one is seen the
-        answer is kept instead of asked again on every request.
-        """
-        traces_off = self._tracer_is_noop or (
-            self._tracer_follows_global and _global_tracer_provider_unset(self._read_globals)
-        )
-        if not traces_off:
-            self._maybe_no_sdk = False  # an SDK records: this shortcut is never taken again
-            return False
-        metrics_off = self._meter_is_noop or (
-            self._meter_follows_global and _global_meter_provider_unset(self._read_globals)
-        )
-        if not metrics_off:
-            self._maybe_no_sdk = False
-        return metrics_off
 
     # -- finish ----------------------------------------------------------------
 
-    def _finish(
+    def _conclude(
         self,
         state: _RequestState,
-        response: Optional[NormalizedResponse],
-        error: Optional[BaseException],
-        value: Any,
+        server: InternalHTTPServer,
+        request: Request,
+        value: object,
+        error: Optional[Exception],
+    ) -> None:
+        """The framework ends the request inside the span; the span ends with the response as sent."""
+        try:
+            outcome: Outcome = server.conclude(request, value, error)
+        except BaseException as failure:  # the framework's own logging failed: the span still ends
+            self._finish(state, None, failure)
+            raise
+        if state.shared is not None and request.exchange is not None:
+            with _guard.INJECT_RESPONSE_CONTEXT:
+                _inject_traceresponse(outcome.response)
+                if self._settings.server_timing:
+                    _add_server_timing(outcome.response, state.span)
+        self._finish(state, outcome.response, outcome.error)
+
+    def _finish(
+        self, state: _RequestState, response: Optional[NormalizedResponse], error: Optional[BaseException]
     ) -> None:
         shared = state.shared
         if shared is None:
@@ -589,25 +429,19 @@ class _RequestTelemetry:
             return
         span = state.span
         try:
-            status = response.status if response is not None else None
-            if status is None and isinstance(error, Exception):
-                # Every serving layer answers a handler's exception with a 500.
-                status = 500
+            status = status_sent(response.status if response is not None else None, error)
             error_type: Optional[str] = None
             with _guard.RECORD_RESPONSE:
-                error_type = self._record_outcome(span, status, error)
+                error_type = self._outcomes.on_span(span, status, error)
                 if response is not None and state.server_span_recording:
-                    self._record_response_headers(span, response)
-                    if "http.response.body.size" in self._span_opt_ins:
-                        span.set_attribute(HTTP_RESPONSE_BODY_SIZE, len(response.body))
-            if error is None and self._response_hook is not None and state.view is not None:
-                with _guard.LogAndRecordOnSpan("run response_hook", span):
-                    self._response_hook(span, state.view, value)
-            if error is not None and self._exception_logger is not None:
+                    span.set_attributes(self._reading.response_attributes(response))
+            if error is not None:
                 with _guard.EMIT_EXCEPTION:
-                    self._emit_exception(error)
+                    self._outcomes.emit_exception(error)
             with _guard.RECORD_DURATION:
-                self._record_metrics(state, shared, status, error_type, response)
+                sizes = (state.request_size, len(response.body) if response is not None else None)
+                duration = max(default_timer() - state.start, 0.0)
+                self._instruments.record(duration, shared, status, error_type, state.metric_extras, sizes)
         finally:
             with _guard.END_SPAN:
                 # end() runs every span processor's on_end, and the SDK lets
@@ -615,106 +449,38 @@ class _RequestTelemetry:
                 # handler's response or exception.
                 span.end()
             context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
-            if self._active_requests is not None:
-                with _guard.COUNT_ACTIVE:
-                    self._active_requests.add(-1, shared.active)
-
-    def _record_outcome(
-        self, span: Span, status: Optional[int], error: Optional[BaseException]
-    ) -> Optional[str]:
-        """Status code, ``error.type`` and span status on the span; returns the ``error.type``."""
-        error_type = _error_type(error) if error is not None else None
-        if error_type is None and status is not None and status >= 500:
-            error_type = str(status)
-        if not span.is_recording():
-            return error_type
-        if status is not None:
-            span.set_attributes(dict.fromkeys(self._keys.status, status))
-        if error_type is not None:
-            if self._keys.new:
-                # error.type exists only in the stable conventions.
-                span.set_attribute(ERROR_TYPE, error_type)
-            if error is not None and self._settings.exception_span_events:
-                span.record_exception(error)
-            # The description is the message alone: the type is in
-            # error.type and in the exception event already.
-            span.set_status(Status(StatusCode.ERROR, str(error) if error is not None else None))
-        return error_type
-
-    def _emit_exception(self, error: BaseException) -> None:
-        """The ``http.server.request.exception`` log event, in the request's span context."""
-        assert self._exception_logger is not None
-        self._exception_logger.emit(
-            event_name=_EXCEPTION_EVENT,
-            severity_number=SeverityNumber.ERROR,
-            severity_text="ERROR",
-            context=context.get_current(),
-            attributes={
-                EXCEPTION_TYPE: _error_type(error),
-                EXCEPTION_MESSAGE: str(error),
-                EXCEPTION_STACKTRACE: "".join(
-                    traceback.format_exception(type(error), error, error.__traceback__)
-                ),
-            },
-        )
-
-    def _record_response_headers(self, span: Span, response: NormalizedResponse) -> None:
-        patterns = self._settings.captured_response_headers
-        if patterns:
-            captured = self._captured(Headers(response.headers), patterns, request=False)
-            if captured:
-                span.set_attributes(captured)
-
-    def _record_metrics(
-        self,
-        state: _RequestState,
-        shared: SharedAttributes,
-        status: Optional[int],
-        error_type: Optional[str],
-        response: Optional[NormalizedResponse],
-    ) -> None:
-        duration_s = max(default_timer() - state.start, 0.0)
-        # Attributes a handler added for its request through contrib's
-        # labeler: the application's own, and its to keep bounded.
-        labeled = _has_labels()
-        new = old = None
-        if self._duration_s is not None:
-            new = shared.duration_new_with(status, error_type)
-            if state.metric_extras:
-                new = {**new, **state.metric_extras}  # the shared dict stays as made
-            if labeled:
-                new = enrich_metric_attributes(new)
-            self._duration_s.record(duration_s, new)
-        if self._duration_ms is not None:
-            old = shared.duration_old_with(status)
-            if labeled:
-                old = enrich_metric_attributes(old)
-            self._duration_ms.record(duration_s * 1000.0, old)
-        if self._body_sizes.enabled:
-            response_size = len(response.body) if response is not None else None
-            self._body_sizes.record(state.request_size, response_size, new, old)
+            self._instruments.count_active(-1, shared)
 
 
-def _global_tracer_provider_unset(read_globals: bool) -> bool:
-    # The API's set-once global, read directly: get_tracer_provider() also
-    # looks in os.environ on every call while none is set.
-    if read_globals and _TRACE_API_GLOBALS is not None:
-        return _TRACE_API_GLOBALS._TRACER_PROVIDER is None
-    return isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+def _answer_and_conclude(
+    server: InternalHTTPServer, request: Request, body: Optional[bytes], answer: Answer
+) -> Any:
+    """A request with no telemetry (excluded, suppressed): answered and, when served, concluded."""
+    if request.exchange is None:
+        return answer(request, body)
+    try:
+        value = answer(request, body)
+    except Exception as error:
+        server.conclude(request, error=error)
+        raise
+    server.conclude(request, value)
+    return value
 
 
-def _global_meter_provider_unset(read_globals: bool) -> bool:
-    if read_globals and _METRICS_API_GLOBALS is not None:
-        return _METRICS_API_GLOBALS._METER_PROVIDER is None
-    return isinstance(get_meter_provider(), _ProxyMeterProvider)
+def _add_server_timing(response: NormalizedResponse, span: Span) -> None:
+    """``Server-Timing: traceparent;desc="..."``, which browsers show to real-user monitoring scripts.
 
-
-def _has_labels() -> bool:
-    """Whether the request's handler added labeler attributes (cheaper than building them)."""
-    if _LABELER_KEY is None:  # pragma: no cover - a contrib release that moved the key
-        return bool(get_labeler_attributes())
-    labeler = context.get_value(_LABELER_KEY)
-    return labeler is not None and len(labeler) > 0  # type: ignore[arg-type]
+    ``traceresponse`` is not exposed to them; Server-Timing is, once the
+    application allows the page's origin with ``Timing-Allow-Origin``.
+    """
+    span_context = span.get_span_context()
+    if not span_context.is_valid:
+        return
+    traceparent = (
+        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
+    )
+    response.headers.append(("Server-Timing", f'traceparent;desc="{traceparent}"'))
+    response.headers.append(("Access-Control-Expose-Headers", "Server-Timing"))
 
 
 class _AppendHeader(Setter[list[tuple[str, str]]]):
@@ -736,35 +502,3 @@ def _inject_traceresponse(response: NormalizedResponse) -> None:
     propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
     if propagator is not None:
         propagator.inject(response.headers, setter=_APPEND_HEADER)
-
-
-class _BodySizeHistograms:
-    """The opt-in request and response body size histograms of each convention."""
-
-    def __init__(self, meter: Any, keys: AttributeKeys, opt_in: frozenset[str]) -> None:
-        self.instruments: dict[tuple[str, str], Any] = {}
-        for direction, new_name, old_name in (
-            ("request", HTTP_SERVER_REQUEST_BODY_SIZE, MetricInstruments.HTTP_SERVER_REQUEST_SIZE),
-            ("response", HTTP_SERVER_RESPONSE_BODY_SIZE, MetricInstruments.HTTP_SERVER_RESPONSE_SIZE),
-        ):
-            if new_name not in opt_in:
-                continue
-            description = f"Size of HTTP server {direction} bodies."
-            if keys.new:
-                self.instruments[direction, "new"] = meter.create_histogram(new_name, "By", description)
-            if keys.old:
-                self.instruments[direction, "old"] = meter.create_histogram(old_name, "By", description)
-        self.enabled = bool(self.instruments)
-
-    def record(
-        self,
-        request_size: Optional[int],
-        response_size: Optional[int],
-        new: Optional[dict[str, Any]],
-        old: Optional[dict[str, Any]],
-    ) -> None:
-        for (direction, convention), histogram in self.instruments.items():
-            size = request_size if direction == "request" else response_size
-            attributes = new if convention == "new" else old
-            if size is not None:
-                histogram.record(size, attributes)

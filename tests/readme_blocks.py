@@ -22,14 +22,34 @@ def code_blocks(text: str, language: str) -> list[str]:
     return re.findall(rf"^```{language}\n(.*?)^```$", text, flags=re.MULTILINE | re.DOTALL)
 
 
+def shell_commands(text: str) -> list[str]:
+    """The commands of the ``sh`` blocks in ``text``, a backslash-continued one joined into one line."""
+    commands = []
+    for block in code_blocks(text, "sh"):
+        joined = re.sub(r"\\\n\s*", " ", block)
+        commands += [
+            line.strip() for line in joined.splitlines() if line.strip() and not line.startswith("#")
+        ]
+    return commands
+
+
+def split_command(command: str) -> tuple[dict[str, str], list[str]]:
+    """``NAME=value ... program args`` as the environment it sets and the command it runs.
+
+    >>> split_command("OTEL_SERVICE_NAME=shop opentelemetry-instrument python app.py  # a comment")
+    ({'OTEL_SERVICE_NAME': 'shop'}, ['opentelemetry-instrument', 'python', 'app.py'])
+    """
+    words = shlex.split(command, comments=True)
+    env: dict[str, str] = {}
+    while words and re.fullmatch(r"[A-Z_][A-Z0-9_]*=.*", words[0]):
+        name, _, value = words.pop(0).partition("=")
+        env[name] = value
+    return env, words
+
+
 def command_lines(text: str, program: str) -> list[str]:
-    """The lines of the ``sh`` blocks in ``text`` that run ``program``."""
-    return [
-        line.strip()
-        for block in code_blocks(text, "sh")
-        for line in block.splitlines()
-        if line.strip().split(" ", 1)[0] == program
-    ]
+    """The commands of the ``sh`` blocks in ``text`` that run ``program`` (after any ``NAME=value``)."""
+    return [command for command in shell_commands(text) if split_command(command)[1][:1] == [program]]
 
 
 def install_command() -> list[str]:

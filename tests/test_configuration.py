@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import internalhttp.server
 import pytest
+from internalhttp.testing import TestClient
 from opentelemetry.instrumentation.utils import suppress_http_instrumentation, suppress_instrumentation
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import TracerProvider
@@ -22,8 +24,17 @@ from opentelemetry.util.http import (
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST,
     OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE,
+    OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS,
 )
-from otel_testing import ALL_MODES, OLD_MODES, STABLE, metric_points, one_server_span
+from otel_testing import (
+    ALL_MODES,
+    BEHIND_PROXY,
+    OLD,
+    OLD_MODES,
+    STABLE,
+    metric_points,
+    one_server_span,
+)
 
 SPECIFIC_EXCLUDED = "OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS"
 GENERIC_EXCLUDED = "OTEL_PYTHON_EXCLUDED_URLS"
@@ -322,6 +333,7 @@ def test_the_attributes_that_matter_for_sampling_including_captured_headers_are_
             "X-Forwarded-For": "203.0.113.9",
         },
         b"",
+        connection=BEHIND_PROXY,
     )
 
     (at_start,) = sampler.attributes_at_start
@@ -446,17 +458,20 @@ def test_a_suppressed_request_passes_straight_through_with_no_span_and_no_metric
     assert no_metric_points(metric_reader)
 
 
+# -- invalid settings: named, with the valid items kept ----------------------------
+
+
 @pytest.mark.parametrize(
-    ("variable", "value"),
+    ("variable", "value", "invalid"),
     [
-        (SPECIFIC_EXCLUDED, "/healthz,/broken("),
-        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, "x-request-id,x-(("),
-        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE, "["),
-        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, "cookie,)"),
+        (SPECIFIC_EXCLUDED, "/never,/broken(", "'/broken('"),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, "x-request-id,x-((", "'x-(('"),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_RESPONSE, "[", "'['"),
+        (OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SANITIZE_FIELDS, "cookie,)", "')'"),
     ],
 )
 @pytest.mark.instrumentation_errors
-def test_an_invalid_pattern_in_the_environment_is_logged_naming_the_variable_and_only_that_setting_is_ignored(
+def test_an_invalid_pattern_in_the_environment_is_named_with_its_variable_and_requests_are_still_recorded(
     instrumentor: Any,
     providers: dict[str, Any],
     span_exporter: InMemorySpanExporter,
@@ -464,9 +479,10 @@ def test_an_invalid_pattern_in_the_environment_is_logged_naming_the_variable_and
     instrumentation_errors: Any,
     variable: str,
     value: str,
+    invalid: str,
 ) -> None:
     # Under opentelemetry-instrument a raise here would stop every
-    # instrumentation after this one: the bad setting alone is dropped.
+    # instrumentation after this one: the bad item alone is dropped.
     monkeypatch.setenv(variable, value)
 
     instrumentor.instrument(**providers)
@@ -475,13 +491,265 @@ def test_an_invalid_pattern_in_the_environment_is_logged_naming_the_variable_and
     server.handle_request("GET", "/healthz", {}, b"")
 
     [record] = instrumentation_errors.records
-    assert variable in record.getMessage()
-    assert value in record.getMessage()
+    assert record.getMessage().startswith(f"{variable}={value!r}: {invalid} (")
     assert one_server_span(span_exporter).name == "GET /healthz"
 
 
-def test_an_invalid_excluded_urls_argument_is_an_error_naming_the_value(
-    instrumentor: Any, providers: dict[str, Any]
+@pytest.mark.instrumentation_errors
+def test_the_valid_excluded_urls_beside_an_invalid_one_still_apply(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
 ) -> None:
-    with pytest.raises(ValueError, match=r"excluded_urls='/ok,\(broken'"):
-        instrumentor.instrument(excluded_urls="/ok,(broken", **providers)
+    monkeypatch.setenv(SPECIFIC_EXCLUDED, "healthz,/broken(")
+    instrumentor.instrument(**providers)
+    server = make_shop()
+
+    server.handle_request("GET", "/healthz", {}, b"")
+    server.handle_request("GET", "/orders", {}, b"")
+
+    assert traced_paths(span_exporter) == ["/orders"]
+
+
+@STABLE
+@pytest.mark.instrumentation_errors
+def test_the_valid_header_patterns_beside_an_invalid_one_are_still_captured(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv(OTEL_INSTRUMENTATION_HTTP_CAPTURE_HEADERS_SERVER_REQUEST, "x-request-id,x-((")
+    instrumentor.instrument(**providers)
+
+    make_shop().handle_request("GET", "/users/1", REQUEST_HEADERS, b"")
+
+    assert one_server_span(span_exporter).attributes["http.request.header.x-request-id"] == ("r-1",)
+
+
+@pytest.mark.instrumentation_errors
+def test_an_invalid_pattern_in_a_keyword_is_named_in_an_error_and_the_valid_ones_apply(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    instrumentation_errors: Any,
+) -> None:
+    instrumentor.instrument(excluded_urls="healthz,(broken", **providers)
+    server = make_shop()
+
+    server.handle_request("GET", "/healthz", {}, b"")
+    server.handle_request("GET", "/orders", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage().startswith("excluded_urls='healthz,(broken': '(broken' (missing ),")
+    assert traced_paths(span_exporter) == ["/orders"]
+
+
+@pytest.mark.instrumentation_errors
+def test_a_pattern_that_compiles_alone_but_not_beside_the_others_is_named_too(
+    instrumentor: Any, providers: dict[str, Any], instrumentation_errors: Any
+) -> None:
+    # The patterns are joined into one expression: a group name may appear once.
+    instrumentor.instrument(excluded_urls=["(?P<x>a)", "(?P<x>b)"], **providers)
+
+    [record] = instrumentation_errors.records
+    assert "'(?P<x>b)' (redefinition of group name 'x'" in record.getMessage()
+
+
+@OLD
+@pytest.mark.instrumentation_errors
+def test_an_invalid_known_method_is_named_and_the_valid_ones_replace_the_default_list(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "GET,BAD METHOD")
+    instrumentor.instrument(**providers)
+    server = make_shop()
+
+    server.handle_request("GET", "/orders", {}, b"")
+    server.handle_request("DELETE", "/orders", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage().startswith(
+        "OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS='GET,BAD METHOD': 'BAD METHOD' ignored"
+        " (valid: HTTP method tokens"
+    )
+    methods = [span.attributes["http.method"] for span in span_exporter.get_finished_spans()]
+    assert methods == ["GET", "_OTHER"]
+
+
+@OLD
+@pytest.mark.instrumentation_errors
+def test_known_methods_with_no_valid_item_leave_the_default_list(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv("OTEL_INSTRUMENTATION_HTTP_KNOWN_METHODS", "BAD METHOD")
+    instrumentor.instrument(**providers)
+
+    make_shop().handle_request("DELETE", "/orders", {}, b"")
+
+    assert "the default applies" in instrumentation_errors.records[0].getMessage()
+    assert one_server_span(span_exporter).attributes["http.method"] == "DELETE"
+
+
+@pytest.mark.parametrize("semconv_mode", ["htpp"], indirect=True)
+@pytest.mark.instrumentation_errors
+def test_an_unknown_semconv_stability_value_is_named_once_per_instrument_call_and_the_old_conventions_apply(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    instrumentation_errors: Any,
+) -> None:
+    instrumentor.instrument(**providers)
+
+    make_shop().handle_request("GET", "/orders", {}, b"")
+    make_shop().handle_request("GET", "/orders", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage().startswith(
+        "OTEL_SEMCONV_STABILITY_OPT_IN='htpp': 'htpp' ignored (valid: http, "
+    )
+    assert [span.attributes["http.method"] for span in span_exporter.get_finished_spans()] == ["GET", "GET"]
+
+
+OTHER_DOMAINS = "http, database/dup, messaging, rpc/dup, code, gen_ai_latest_experimental"
+
+
+@pytest.mark.parametrize("semconv_mode", [OTHER_DOMAINS], indirect=True)
+def test_the_semconv_stability_values_of_other_domains_are_not_reported(
+    instrumentor: Any, providers: dict[str, Any], make_shop: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrumentor.instrument(**providers)
+
+    make_shop().handle_request("GET", "/orders", {}, b"")
+
+    assert one_server_span(span_exporter).attributes["http.request.method"] == "GET"
+
+
+@pytest.mark.instrumentation_errors
+def test_an_unknown_exception_signal_value_is_named_and_exceptions_stay_span_events(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv("OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN", "log")
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+
+    def broken(headers: Any, body: Any) -> Any:
+        raise LookupError("gone")
+
+    server.add_route("/broken", broken)
+    with pytest.raises(LookupError):
+        server.handle_request("GET", "/broken", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage() == (
+        "OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN='log': 'log' ignored (valid: logs, logs/dup)"
+    )
+    assert [event.name for event in one_server_span(span_exporter).events] == ["exception"]
+
+
+@OLD
+def test_capture_all_methods_false_keeps_unknown_methods_as_other(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS, "False")
+    instrumentor.instrument(**providers)
+
+    make_shop().handle_request("BREW", "/orders", {}, b"")
+
+    assert one_server_span(span_exporter).attributes["http.method"] == "_OTHER"
+
+
+@pytest.mark.instrumentation_errors
+def test_capture_all_methods_other_than_true_or_false_is_named(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    monkeypatch: pytest.MonkeyPatch,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv(OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS, "yes")
+
+    instrumentor.instrument(**providers)
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage() == (
+        "OTEL_PYTHON_INSTRUMENTATION_HTTP_CAPTURE_ALL_METHODS='yes' is ignored (valid: true, false)"
+    )
+
+
+# -- a configuration file (the rest is in test_config_file.py, SDK 1.44+ only) -----
+
+
+@pytest.mark.instrumentation_errors
+def test_a_file_that_cannot_be_read_is_named_and_the_environment_variables_apply(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    make_shop: Any,
+    span_exporter: InMemorySpanExporter,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    instrumentation_errors: Any,
+) -> None:
+    monkeypatch.setenv("OTEL_CONFIG_FILE", str(tmp_path / "missing.yaml"))
+    monkeypatch.setenv("OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS", "/healthz")
+    instrumentor.instrument(**providers)
+    server = make_shop()
+
+    server.handle_request("GET", "/healthz", {}, b"")
+    server.handle_request("GET", "/orders", {}, b"")
+
+    [record] = instrumentation_errors.records
+    assert record.getMessage().startswith(f"OTEL_CONFIG_FILE={str(tmp_path / 'missing.yaml')!r} is not used")
+    assert one_server_span(span_exporter).name == "GET /orders"
+
+
+# -- adding a sensitive query parameter keeps the defaults -------------------------
+
+
+@pytest.mark.parametrize("semconv_mode", ["http"], indirect=True)
+def test_an_added_sensitive_query_parameter_is_redacted_alike_on_the_span_and_in_the_access_line(
+    instrumentor: Any,
+    providers: dict[str, Any],
+    span_exporter: InMemorySpanExporter,
+    framework_logs: None,
+    log_exporter: Any,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setenv("OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS", "token")
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    server.add_route("/search", lambda headers, body: {"status": 200})
+
+    TestClient(server).get("/search?token=t1&sig=s1&q=shoes")
+
+    [access_line] = [
+        record.log_record.body
+        for record in log_exporter.get_finished_logs()
+        if record.instrumentation_scope.name == "internalhttp.access"
+    ]
+    assert "/search?token=REDACTED&sig=REDACTED&q=shoes" in access_line
+    assert one_server_span(span_exporter).attributes[URL_QUERY] == "token=REDACTED&sig=REDACTED&q=shoes"

@@ -24,7 +24,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision, Sampler, SamplingResult
 from opentelemetry.trace import Link, SpanKind
 from opentelemetry.util.types import Attributes
-from otel_testing import metric_points, one_server_span
+from otel_testing import BEHIND_PROXY, metric_points, one_server_span
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
@@ -134,7 +134,7 @@ def test_each_credential_in_the_current_list_is_redacted_by_default(
 
 @STABLE
 @pytest.mark.parametrize("how", ["environment", "keyword"])
-def test_the_sensitive_query_parameters_setting_replaces_the_list(
+def test_the_sensitive_query_parameters_setting_adds_to_the_default_list(
     instrument: Any, span_exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, how: str
 ) -> None:
     if how == "environment":
@@ -143,9 +143,45 @@ def test_the_sensitive_query_parameters_setting_replaces_the_list(
     else:
         server = instrument(sensitive_query_parameters=["token"])
 
+    server.handle_request("GET", "/items/1?token=t&sig=s&q=1", {}, b"")
+
+    assert span_attributes(span_exporter)["url.query"] == "token=REDACTED&sig=REDACTED&q=1"
+
+
+@STABLE
+@pytest.mark.parametrize("how", ["environment", "keyword"])
+def test_the_replacing_form_of_the_sensitive_query_parameters_setting_replaces_the_default_list(
+    instrument: Any, span_exporter: InMemorySpanExporter, monkeypatch: pytest.MonkeyPatch, how: str
+) -> None:
+    if how == "environment":
+        monkeypatch.setenv("OTEL_PYTHON_INTERNALHTTP_SENSITIVE_QUERY_PARAMETERS_REPLACE", "token")
+        server = instrument()
+    else:
+        server = instrument(sensitive_query_parameters_replace=["token"])
+
     server.handle_request("GET", "/items/1?token=t&sig=s", {}, b"")
 
     assert span_attributes(span_exporter)["url.query"] == "token=REDACTED&sig=s"
+
+
+@STABLE
+def test_both_forms_together_redact_the_replacing_list_plus_the_added_names(
+    instrument: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    server = instrument(sensitive_query_parameters_replace="token", sensitive_query_parameters="api_key")
+
+    server.handle_request("GET", "/items/1?token=t&api_key=k&sig=s", {}, b"")
+
+    assert span_attributes(span_exporter)["url.query"] == "token=REDACTED&api_key=REDACTED&sig=s"
+
+
+@STABLE
+def test_an_empty_replacing_list_redacts_nothing(
+    instrument: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    instrument(sensitive_query_parameters_replace=[]).handle_request("GET", "/items/1?sig=s", {}, b"")
+
+    assert span_attributes(span_exporter)["url.query"] == "sig=s"
 
 
 # -- opt-in attributes -----------------------------------------------------------
@@ -247,15 +283,24 @@ def test_the_metric_server_address_comes_from_the_connection_never_the_clients_h
     )
 
 
+@pytest.mark.instrumentation_errors
 @STABLE
-def test_an_unknown_opt_in_keyword_is_a_value_error_naming_it(instrumentor: Any, providers: Any) -> None:
-    with pytest.raises(ValueError, match=r"client\.prot"):
-        instrumentor.instrument(opt_in="client.prot", **providers)
+def test_an_unknown_opt_in_keyword_item_is_named_in_an_error_and_the_known_ones_are_kept(
+    instrument: Any, span_exporter: InMemorySpanExporter, instrumentation_errors: Any
+) -> None:
+    server = instrument(opt_in="client.port,client.prot")
+
+    server.handle_request("GET", "/items/1", {}, b"", connection=SOCKET)
+
+    [record] = instrumentation_errors.records
+    assert "opt_in=" in record.getMessage()
+    assert "'client.prot' ignored" in record.getMessage()
+    assert span_attributes(span_exporter)["client.port"] == 50321
 
 
 @pytest.mark.instrumentation_errors
 @STABLE
-def test_an_unknown_opt_in_in_the_environment_is_logged_and_ignored(
+def test_an_unknown_opt_in_in_the_environment_is_named_in_an_error_and_the_known_ones_are_kept(
     instrument: Any,
     span_exporter: InMemorySpanExporter,
     monkeypatch: pytest.MonkeyPatch,
@@ -267,8 +312,8 @@ def test_an_unknown_opt_in_in_the_environment_is_logged_and_ignored(
 
     [record] = instrumentation_errors.records
     assert OPT_IN_VARIABLE in record.getMessage()
-    assert "nonsense" in record.getMessage()
-    assert "client.port" not in span_attributes(span_exporter)
+    assert "'nonsense' ignored (valid: all, client.port," in record.getMessage()
+    assert span_attributes(span_exporter)["client.port"] == 50321
 
 
 # -- header capture by keyword -------------------------------------------------------
@@ -338,8 +383,8 @@ def test_an_excluded_url_pattern_may_be_written_as_a_path_or_as_a_full_url(
         "X-Forwarded-Proto": "https",
     }
 
-    server.handle_request("GET", "/healthz?probe=1", headers, b"")
-    server.handle_request("GET", "/items/1", headers, b"")
+    server.handle_request("GET", "/healthz?probe=1", headers, b"", connection=BEHIND_PROXY)
+    server.handle_request("GET", "/items/1", headers, b"", connection=BEHIND_PROXY)
 
     assert [span.name for span in span_exporter.get_finished_spans()] == ["GET /items/<item_id>"]
 

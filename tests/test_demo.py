@@ -12,6 +12,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
+from otel_testing import needs_urllib_instrumentation
 
 DEMO = Path(__file__).resolve().parents[1] / "examples" / "demo.py"
 TIMEOUT_S = 90
@@ -70,6 +71,7 @@ def _lines_after(lines: list[str], start: str, count: int) -> list[str]:
     return lines[index + 1 : index + 1 + count]
 
 
+@needs_urllib_instrumentation
 def test_the_demo_succeeds_with_its_own_receiver_and_prints_the_trace_across_both_services() -> None:
     result = _run_demo(COLUMNS="120")
 
@@ -92,6 +94,7 @@ def test_the_demo_succeeds_with_its_own_receiver_and_prints_the_trace_across_bot
     assert "outside any span" not in result.stdout
 
 
+@needs_urllib_instrumentation
 def test_with_exceptions_as_log_events_the_raising_handler_shows_the_event_instead_of_the_error_line() -> (
     None
 ):

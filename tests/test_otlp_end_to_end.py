@@ -16,7 +16,10 @@ from pathlib import Path
 
 import pytest
 from launch import otel_environment, start_service, stop_process
+from otel_testing import needs_urllib_instrumentation
 from otlp_tree import HistogramPoint, LogRecord, Receiver, Span
+
+pytestmark = needs_urllib_instrumentation
 
 SERVER_DURATION_METRICS = ("http.server.duration", "http.server.request.duration")
 TIMEOUT_S = 10

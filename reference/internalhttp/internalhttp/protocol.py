@@ -1,4 +1,4 @@
-"""One request's exchange on a connection of the socket server.
+"""One request on a connection of the socket server: read it, have it served, answer or refuse it.
 
 Internal to :mod:`internalhttp.serving`: the serving loop (:mod:`internalhttp.loop`)
 hands a worker a connection whose request head is buffered; a
@@ -223,7 +223,7 @@ class RequestHandler:
             ("Content-Length", str(len(body))),
             ("Connection", "close"),
         ]
-        # A refusal's access line, shaped like respond()'s, the target as any log line shows it.
+        # A refusal's access line, shaped like log_access()'s, the target as any log line shows it.
         access_logger.info(
             '%s - "%s" %d %d', self.client_address[0], _printable(self.request_line), status, len(body)
         )

@@ -11,9 +11,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from typing import Optional
 from urllib.parse import unquote_plus
 
-__all__ = ["REDACTED", "SENSITIVE_QUERY_PARAMETERS", "escape_control", "loggable_target", "redact_query"]
+__all__ = [
+    "REDACTED",
+    "SENSITIVE_PATH_PARAMETERS",
+    "SENSITIVE_QUERY_PARAMETERS",
+    "escape_control",
+    "loggable_target",
+    "redact_path",
+    "redact_query",
+]
 
 REDACTED = "REDACTED"
 # Query parameters whose values are credentials (the HTTP semantic
@@ -26,6 +35,28 @@ SENSITIVE_QUERY_PARAMETERS = (
     "X-Amz-Signature",
     "X-Amz-Credential",
     "X-Amz-Security-Token",
+)
+# Path parameters (the <name> of a route template) whose values are
+# credentials: tokens, passwords, secrets, API keys, signatures, session
+# ids. Compared without case, "-" or "_": <apiKey>, <api-key> and <API_KEY>
+# are all "apikey".
+SENSITIVE_PATH_PARAMETERS = (
+    "token",
+    "access_token",
+    "refresh_token",
+    "id_token",
+    "auth_token",
+    "password",
+    "passwd",
+    "secret",
+    "client_secret",
+    "api_key",
+    "signature",
+    "sig",
+    "session",
+    "session_id",
+    "sid",
+    "otp",
 )
 # C0 and C1 controls and DEL: what a terminal or a log viewer may act on.
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
@@ -50,6 +81,39 @@ def redact_query(query: str, names: Iterable[str] = SENSITIVE_QUERY_PARAMETERS) 
     return "&".join(parts)
 
 
+def parameter_key(name: str) -> str:
+    """How path parameter names are compared: lower case, without ``-`` and ``_``.
+
+    >>> parameter_key("API-Key"), parameter_key("session_id")
+    ('apikey', 'sessionid')
+    """
+    return name.lower().replace("-", "").replace("_", "")
+
+
+def redact_path(path: str, template: str, names: Iterable[str] = SENSITIVE_PATH_PARAMETERS) -> str:
+    """``path`` with the segments of sensitive template parameters replaced by ``REDACTED``.
+
+    Each ``<name>`` of a template is one whole segment, so the path's
+    segment at the same place is its value; ``http.route`` keeps the template.
+
+    >>> redact_path("/reset/abc123/confirm", "/reset/<token>/confirm")
+    '/reset/REDACTED/confirm'
+    >>> redact_path("/users/42", "/users/<user_id>")
+    '/users/42'
+    """
+    if "<" not in template:
+        return path
+    keys = {parameter_key(name) for name in names}
+    segments = path.split("/")
+    template_segments = template.split("/")
+    if len(segments) != len(template_segments):
+        return path  # not this template's path: nothing is known of it
+    for index, segment in enumerate(template_segments):
+        if segment.startswith("<") and segment.endswith(">") and parameter_key(segment[1:-1]) in keys:
+            segments[index] = REDACTED
+    return "/".join(segments)
+
+
 def escape_control(text: str) -> str:
     r"""``text`` with control characters written as ``\xNN``, so no client writes raw bytes into a log.
 
@@ -61,9 +125,22 @@ def escape_control(text: str) -> str:
     return _CONTROL.sub(lambda found: f"\\x{ord(found.group()):02x}", text)
 
 
-def loggable_target(target: str, names: Iterable[str] = SENSITIVE_QUERY_PARAMETERS) -> str:
-    """A request target as a log line may show it: query credentials redacted, controls escaped."""
+def loggable_target(
+    target: str,
+    names: Iterable[str] = SENSITIVE_QUERY_PARAMETERS,
+    route: Optional[str] = None,
+    path_names: Iterable[str] = SENSITIVE_PATH_PARAMETERS,
+) -> str:
+    """A request target as a log line may show it: credentials redacted, controls escaped.
+
+    Query credentials (``names``) always; with the ``route`` template the
+    request matched, the values of its sensitive path parameters too.
+
+    >>> loggable_target("/reset/abc?sig=1", route="/reset/<token>")
+    '/reset/REDACTED?sig=REDACTED'
+    """
     path, question, query = target.partition("?")
-    if question:
-        target = f"{path}?{redact_query(query, names)}"
+    if route is not None and path.startswith("/"):
+        path = redact_path(path, route, path_names)
+    target = f"{path}?{redact_query(query, names)}" if question else path
     return escape_control(target)

@@ -1,4 +1,4 @@
-"""What a request is made of: its headers, its connection, the request read once, a refusal.
+"""What a request is made of: its headers, its connection, the request read once, its exchange, a refusal.
 
 Value types only, shared by the dispatch seam (:mod:`internalhttp.server`,
 which re-exports them), the serving layers and whatever wraps dispatch
@@ -20,12 +20,16 @@ import os
 import socket
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import Any, Dict, Iterable, Iterator, Mapping, NamedTuple, Optional, Tuple
+from typing import TYPE_CHECKING, Any, Dict, Iterable, Iterator, Mapping, NamedTuple, Optional, Tuple
 
 from internalhttp.routing import RouteMatch
 
+if TYPE_CHECKING:  # annotations only
+    from internalhttp.response import Outcome
+
 __all__ = [
     "ConnectionInfo",
+    "Exchange",
     "Headers",
     "Refusal",
     "Request",
@@ -204,6 +208,26 @@ class Request(NamedTuple):
     headers: Headers
     connection: Optional[ConnectionInfo]
     match: RouteMatch
+    # The serving layer's exchange, when a serving layer is serving this request.
+    exchange: Optional[Exchange] = None
+
+
+class Exchange:
+    """One request a serving layer is serving, as :meth:`InternalHTTPServer.exchange` sees it.
+
+    Created for each served request and taken by the :meth:`~InternalHTTPServer.prepare`
+    of the ``handle_request`` call made for it (a ``handle_request`` call
+    nested inside the handler prepares a request of its own without one).
+    :meth:`~InternalHTTPServer.conclude` leaves the request's
+    :class:`~internalhttp.response.Outcome` here, so the rule that turns a
+    handler's value into the response sent is applied once.
+    """
+
+    __slots__ = ("outcome", "raise_exceptions")
+
+    def __init__(self, raise_exceptions: bool) -> None:
+        self.raise_exceptions = raise_exceptions
+        self.outcome: Optional[Outcome] = None
 
 
 class Refusal(NamedTuple):

@@ -11,11 +11,13 @@ the route table and asks this module how to read a template and a target.
 
 from __future__ import annotations
 
+import functools
+import inspect
 import re
 from dataclasses import dataclass, field
-from typing import Any, Callable, Dict, Optional, Tuple
+from typing import Any, Callable, Dict, NamedTuple, Optional, Tuple
 
-__all__ = ["Handler", "Route", "RouteMatch", "compile_path", "split_target"]
+__all__ = ["CodeLocation", "Handler", "Route", "RouteMatch", "code_location", "compile_path", "split_target"]
 
 Handler = Callable[..., Any]
 
@@ -29,14 +31,60 @@ _RESERVED_PARAMS = ("headers", "body")
 _ABSOLUTE_FORM_PREFIXES = ("http://", "https://")
 
 
+class CodeLocation(NamedTuple):
+    """Where a handler's code is: what a route's handler is, for the layers around dispatch.
+
+    ``function`` is fully qualified (``module.Class.method``); ``file`` and
+    ``line`` are None when the handler has no Python code (a builtin).
+    """
+
+    function: str
+    file: Optional[str]
+    line: Optional[int]
+
+
+def code_location(handler: Handler) -> CodeLocation:
+    """The code a handler runs: through ``functools.wraps`` decorators, partials and callable objects.
+
+    >>> def get_user(headers, body, user_id): ...
+    >>> location = code_location(functools.partial(get_user, body=b""))
+    >>> location.function.endswith("get_user"), location.line > 0
+    (True, True)
+    """
+    target: Any = handler
+    while isinstance(target, functools.partial):
+        target = target.func
+    target = inspect.unwrap(target) if callable(target) else target
+    target = getattr(target, "__func__", target)  # a bound method's function
+    if not (inspect.isfunction(target) or inspect.isbuiltin(target) or inspect.isclass(target)):
+        target = type(target).__call__  # a callable object: its __call__
+    module = getattr(target, "__module__", None)
+    name = getattr(target, "__qualname__", None) or getattr(target, "__name__", None) or repr(target)
+    code = getattr(target, "__code__", None)
+    return CodeLocation(
+        f"{module}.{name}" if module else str(name),
+        code.co_filename if code is not None else None,
+        code.co_firstlineno if code is not None else None,
+    )
+
+
 @dataclass(frozen=True)
 class Route:
-    """One registered route: a path template, a method and its handler."""
+    """One registered route: a path template, a method and its handler.
+
+    ``location`` says where the handler's code is, worked out once, when
+    the route is registered.
+    """
 
     template: str
     method: str
     handler: Handler
     param_names: Tuple[str, ...] = ()
+    location: Optional[CodeLocation] = None
+
+    def __post_init__(self) -> None:
+        if self.location is None:
+            object.__setattr__(self, "location", code_location(self.handler))
 
 
 @dataclass(frozen=True)
@@ -53,6 +101,8 @@ class RouteMatch:
     handler: Optional[Handler] = None
     params: Dict[str, str] = field(default_factory=dict)
     allowed_methods: Tuple[str, ...] = ()
+    # Where the handler's code is (see Route), when a handler was found.
+    location: Optional[CodeLocation] = None
 
     @property
     def found(self) -> bool:

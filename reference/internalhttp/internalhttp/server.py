@@ -24,11 +24,16 @@ import re
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
-from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, escape_control, loggable_target
+from internalhttp.redaction import (
+    SENSITIVE_PATH_PARAMETERS,
+    SENSITIVE_QUERY_PARAMETERS,
+    escape_control,
+    loggable_target,
+)
 
 # The value types live in internalhttp.request; re-exported here (see __all__),
 # where they were first defined and where callers import them from.
-from internalhttp.request import ConnectionInfo, Headers, Refusal, Request
+from internalhttp.request import ConnectionInfo, Exchange, Headers, Refusal, Request
 from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
@@ -49,9 +54,9 @@ __all__ = [
 ]
 
 logger = logging.getLogger("internalhttp")
-# The request respond() is answering, until its handle_request call claims it
-# (per thread and per task, as a context variable).
-_RESPONDING: ContextVar[Optional[Request]] = ContextVar("internalhttp_responding", default=None)
+# The request a serving layer is serving, until the prepare() of the
+# handle_request call it made takes it (per thread and per task).
+_SERVING: ContextVar[Optional[Exchange]] = ContextVar("internalhttp_serving", default=None)
 access_logger = logging.getLogger("internalhttp.access")
 
 
@@ -62,20 +67,23 @@ class InternalHTTPServer:
     return a response dict ``{"status": int, "body": ..., "headers": {...}}``
     (``status`` defaults to 200). ``handle_request`` returns the handler's
     value unchanged and lets its exceptions propagate; the serving layers turn
-    them into responses through :meth:`serve_request`.
+    them into responses through :meth:`exchange`.
 
-    One request flows through four public steps, each a method a subclass
-    (instrumentation, middleware) may extend:
+    One request flows one way through public steps, each a method a
+    subclass (instrumentation, middleware) may extend:
 
-    ``serve_request`` (serving layers)
-      → :meth:`prepare` (route and headers, once)
-      → :meth:`respond` (the response the client gets; errors become 500)
-      → :meth:`handle_request` (the application's answer, unchanged)
-      → :meth:`dispatch` (call the handler, or answer 404/405).
+    :meth:`exchange` (serving layers; :meth:`serve_request` for the response alone)
+      → :meth:`handle_request` (one entry: the application's answer, unchanged)
+        → :meth:`prepare` (route and headers, read once)
+        → :meth:`dispatch` (call the handler, or answer 404/405)
+        → :meth:`conclude` (the response the client gets and the request's
+          log lines; where a request ends).
     """
 
     # Query parameters whose values this server's log lines never show.
     sensitive_query_parameters: Tuple[str, ...] = SENSITIVE_QUERY_PARAMETERS
+    # Path parameters (of the route a request matched) whose values its log lines never show.
+    sensitive_path_parameters: Tuple[str, ...] = SENSITIVE_PATH_PARAMETERS
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -86,7 +94,10 @@ class InternalHTTPServer:
         self._methods: frozenset[str] = frozenset()
 
     def __repr__(self) -> str:
-        return f"{type(self).__name__}({self.name!r})"
+        # A private subclass (what an instrumentation puts in this class's place)
+        # is an implementation detail: name the nearest public class instead.
+        public = next(cls for cls in type(self).__mro__ if not cls.__name__.startswith("_"))
+        return f"{public.__name__}({self.name!r})"
 
     # -- registration -----------------------------------------------------
 
@@ -170,7 +181,7 @@ class InternalHTTPServer:
         for template, params, routes in self._candidates(request_path):
             route = routes.get(method)
             if route is not None:
-                return RouteMatch(status=200, route=template, handler=route.handler, params=params)
+                return RouteMatch(200, template, route.handler, params, location=route.location)
             if first_fit is None:
                 first_fit = (template, params)
             allowed.update(dict.fromkeys(routes))
@@ -212,7 +223,12 @@ class InternalHTTPServer:
         found = self._match_path(method, path)
         if type(headers) is not Headers:
             headers = Headers(headers)
-        return Request(method, target, path, query, headers, connection, found)
+        # A serving layer's exchange goes to the first request prepared
+        # while it serves: its own handle_request call's, never a nested one's.
+        exchange = _SERVING.get()
+        if exchange is not None:
+            _SERVING.set(None)
+        return Request(method, target, path, query, headers, connection, found, exchange)
 
     def dispatch(self, request: Request, body: bytes = b"") -> Any:
         """Answer a prepared request: call its handler, or build the 404 or 405 response."""
@@ -245,64 +261,38 @@ class InternalHTTPServer:
 
         Handlers always receive a :class:`Headers`, whatever mapping (or
         ``None``) the caller passed, so their header look-ups are
-        case-insensitive however the application is served.
+        case-insensitive however the application is served. When a serving
+        layer serves the request, it ends here, in :meth:`conclude`.
         """
-        request = self.prepared_request(method, path, headers)
-        if request is None:
-            request = self.prepare(method, path, headers, connection)
-        return self.dispatch(request, body)
-
-    def prepared_request(self, method: Any, path: Any, headers: Any) -> Optional[Request]:
-        """The request :meth:`respond` prepared, when this is the ``handle_request`` call it made.
-
-        :meth:`respond` passes the request's own parts on; a ``handle_request``
-        that receives exactly those objects answers that request instead of
-        reading it again, so a served request is routed and parsed once.
-        The request is claimed by the first such call; any other call (a
-        subclass that rewrote the target, a handler calling another server)
-        gets ``None`` and prepares its own.
-        """
-        prepared = _RESPONDING.get()
-        if (
-            prepared is None
-            or path is not prepared.target
-            or method is not prepared.method
-            or headers is not prepared.headers
-        ):
-            return None
-        _RESPONDING.set(None)
-        return prepared
-
-    def respond(self, request: Request, body: bytes = b"", *, raise_exceptions: bool = False) -> Outcome:
-        """Answer a prepared request the way the client will receive it.
-
-        Calls :meth:`handle_request` with the request's parts and translates
-        its value with :func:`~internalhttp.response.normalize_response`.
-        An ``Exception`` from either is logged on the ``internalhttp`` logger
-        and answered with a 500 (or, with ``raise_exceptions``, propagates
-        unchanged, as :class:`~internalhttp.testing.TestClient` wants).
-        This is where a request ends, in every serving layer: code that
-        extends it sees the response as sent, status and headers included.
-        """
-        responding = _RESPONDING.set(request)
+        request = self.prepare(method, path, headers, connection)
+        if request.exchange is None:
+            return self.dispatch(request, body)
         try:
-            value = self.handle_request(
-                request.method, request.target, request.headers, body, connection=request.connection
-            )
+            value = self.dispatch(request, body)
         except Exception as error:
-            if raise_exceptions:
-                raise
-            self.log_failure(request, error)
-            outcome = Outcome(internal_server_error(), None, error)
-        else:
-            outcome = response_for(value)
-            if outcome.error is not None:
-                if raise_exceptions:
-                    raise outcome.error
+            self.conclude(request, error=error)
+            raise
+        self.conclude(request, value)
+        return value
+
+    def conclude(self, request: Request, value: Any = None, error: Optional[Exception] = None) -> Outcome:
+        """End a dispatched request: the response the client receives, and its log lines.
+
+        ``value`` is what the handler returned, or ``error`` what it raised.
+        The response is :func:`~internalhttp.response.response_for` the
+        value (the one rule every serving layer applies), or the 500 every
+        serving layer sends for an exception. When a serving layer serves
+        the request, the failure (if any) and the access line are logged
+        here, inside whatever wraps the request (a span's context), and the
+        outcome is left for the serving layer, which sends it as it is.
+        """
+        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        exchange = request.exchange
+        if exchange is not None:
+            if outcome.error is not None and not exchange.raise_exceptions:
                 self.log_failure(request, outcome.error)
-        finally:
-            _RESPONDING.reset(responding)
-        self.log_access(request, outcome.response)
+            self.log_access(request, outcome.response)
+            exchange.outcome = outcome
         return outcome
 
     def log_access(self, request: Request, response: NormalizedResponse) -> None:
@@ -310,8 +300,8 @@ class InternalHTTPServer:
 
         ``client - "METHOD target" status bytes``, the target with query
         credentials redacted and control characters escaped. Called by
-        :meth:`respond` before the response is written, so whatever wraps
-        ``respond`` (a span's context) is still current.
+        :meth:`conclude` before the response is written, so whatever wraps
+        ``handle_request`` (a span's context) is still current.
         """
         if access_logger.isEnabledFor(logging.INFO):
             client = getattr(request.connection, "client_address", None) or "-"
@@ -319,19 +309,28 @@ class InternalHTTPServer:
                 '%s - "%s %s" %d %d',
                 client,
                 escape_control(str(request.method)),
-                loggable_target(request.target, self.sensitive_query_parameters),
+                self._loggable(request.target, request.match.route),
                 response.status,
                 len(response.body),
             )
 
     def log_failure(self, request: Request, error: BaseException) -> None:
         """Log a request that failed (a 500), with the traceback, on the ``internalhttp`` logger at ERROR."""
+        self._log_failure_line(request.method, request.target, error, request.match.route)
+
+    def _log_failure_line(
+        self, method: Any, target: Any, error: BaseException, route: Optional[str] = None
+    ) -> None:
         logger.error(
             "internalhttp: error while handling %s %s",
-            escape_control(str(request.method)),
-            loggable_target(request.target, self.sensitive_query_parameters),
+            escape_control(str(method)),
+            self._loggable(str(target), route),
             exc_info=error,
         )
+
+    def _loggable(self, target: str, route: Optional[str]) -> str:
+        """A target as this server's log lines show it: credentials redacted, controls escaped."""
+        return loggable_target(target, self.sensitive_query_parameters, route, self.sensitive_path_parameters)
 
     def refused(self, refusal: Refusal) -> None:
         """Called by a serving layer for each request it refused without dispatching it.
@@ -339,6 +338,57 @@ class InternalHTTPServer:
         The framework does nothing more (the serving layer has answered and
         logged it); a subclass may record it, as telemetry does.
         """
+
+    def exchange(
+        self,
+        method: str,
+        target: str,
+        headers: Any,
+        body: bytes = b"",
+        connection: Optional[ConnectionInfo] = None,
+        *,
+        raise_exceptions: bool = False,
+    ) -> Outcome:
+        """What a serving layer calls for each request: how it ended, the response to send included.
+
+        Calls :meth:`handle_request` and takes the outcome its
+        :meth:`conclude` left. An ``Exception`` is answered with a 500
+        (logged in :meth:`conclude`), or, with ``raise_exceptions``,
+        propagates unchanged, as :class:`~internalhttp.testing.TestClient`
+        wants; so does the error of a value that cannot be sent.
+        """
+        exchange = Exchange(raise_exceptions)
+        serving = _SERVING.set(exchange)
+        try:
+            value = self.handle_request(method, target, headers, body, connection=connection)
+        except Exception as error:
+            if raise_exceptions:
+                raise
+            return exchange.outcome or self._unconcluded(method, target, error=error)
+        finally:
+            _SERVING.reset(serving)
+        outcome = exchange.outcome
+        if outcome is None or outcome.value is not value:
+            # Not concluded, or a wrapper around handle_request answered
+            # something else: the client gets what handle_request returned.
+            outcome = self._unconcluded(method, target, value)
+        if outcome.error is not None and raise_exceptions:
+            raise outcome.error
+        return outcome
+
+    def _unconcluded(
+        self, method: Any, target: Any, value: Any = None, error: Optional[Exception] = None
+    ) -> Outcome:
+        """The outcome of a request whose ``handle_request`` value was not the one concluded.
+
+        A subclass or wrapper that answers without (or around) the
+        framework's ``handle_request``: its value still gets the one rule,
+        and a failure its log line.
+        """
+        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        if outcome.error is not None:
+            self._log_failure_line(method, target, outcome.error)
+        return outcome
 
     def serve_request(
         self,
@@ -348,5 +398,5 @@ class InternalHTTPServer:
         body: bytes = b"",
         connection: Optional[ConnectionInfo] = None,
     ) -> NormalizedResponse:
-        """What a serving layer calls for each request: the response to send, never raising."""
-        return self.respond(self.prepare(method, target, headers, connection), body).response
+        """The response to send for one request, never raising: :meth:`exchange`'s response."""
+        return self.exchange(method, target, headers, body, connection).response

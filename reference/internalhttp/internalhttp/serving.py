@@ -25,8 +25,8 @@ the application; a handler failure is answered with a 500.
 This module is the public API (:func:`serve`, :func:`serve_forever`,
 :class:`RunningServer`); the parts are :mod:`internalhttp.loop` (the serving
 loop), :mod:`internalhttp.workers` (the worker pool),
-:mod:`internalhttp.protocol` and :mod:`internalhttp.body` (one request's
-exchange) and :mod:`internalhttp.wire` (the rules).
+:mod:`internalhttp.protocol` and :mod:`internalhttp.body` (one request on
+a connection) and :mod:`internalhttp.wire` (the rules).
 
 >>> import http.client
 >>> from internalhttp import InternalHTTPServer

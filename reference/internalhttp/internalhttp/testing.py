@@ -1,9 +1,9 @@
 """An in-process client for testing applications without sockets.
 
-``TestClient`` goes through ``InternalHTTPServer.prepare`` and ``respond``
-(which calls ``handle_request``), the steps every serving layer takes, so
-instrumentation sees these requests too and the response is exactly the one
-the servers would send.
+``TestClient`` calls ``InternalHTTPServer.exchange`` (which calls
+``handle_request``), as every serving layer does, so instrumentation sees
+these requests too and the response is exactly the one the servers would
+send.
 
 >>> from internalhttp import InternalHTTPServer
 >>> app = InternalHTTPServer("doc")
@@ -86,8 +86,11 @@ class TestClient:
         means an in-process request with no connection, as it is here.
         """
         payload = body.encode("utf-8") if isinstance(body, str) else bytes(body)
-        request = self.server.prepare(method, path, headers, connection)
-        outcome = self.server.respond(request, payload, raise_exceptions=self.raise_server_exceptions)
+        # As a serving layer does, the headers go in as a Headers.
+        raising = self.raise_server_exceptions
+        outcome = self.server.exchange(
+            method, path, _headers(headers), payload, connection, raise_exceptions=raising
+        )
         status, response_headers, response_body = outcome.response
         return TestResponse(status, Headers(response_headers), response_body, outcome.value)
 
@@ -106,3 +109,7 @@ class TestClient:
     ) -> TestResponse:
         """``request("POST", path, ...)``."""
         return self.request("POST", path, headers, body, connection)
+
+
+def _headers(headers: HeadersArg) -> Headers:
+    return headers if isinstance(headers, Headers) else Headers(headers)

@@ -306,6 +306,20 @@ def test_a_server_repr_names_it() -> None:
     assert repr(InternalHTTPServer("shop")) == "InternalHTTPServer('shop')"
 
 
+def test_a_server_repr_names_a_public_subclass() -> None:
+    class ShopServer(InternalHTTPServer):
+        pass
+
+    assert repr(ShopServer("shop")) == "ShopServer('shop')"
+
+
+def test_a_server_repr_names_the_public_class_behind_a_private_subclass() -> None:
+    class _Wrapped(InternalHTTPServer):  # what an instrumentation puts in the class's place
+        pass
+
+    assert repr(_Wrapped("shop")) == "InternalHTTPServer('shop')"
+
+
 def test_a_served_request_is_routed_once_even_though_respond_calls_handle_request(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:

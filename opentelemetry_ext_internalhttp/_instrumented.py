@@ -1,0 +1,178 @@
+"""Where telemetry meets a server: the instrumented class and per-server instrumentation.
+
+``instrument()`` swaps ``InternalHTTPServer`` for
+``_InstrumentedInternalHTTPServer``, a subclass that overrides
+``handle_request`` with span and metric logic; ``instrument_app`` puts the
+same interceptions on one server as instance attributes. Each interception
+is written once, below, and used both ways:
+
+* ``handle_request``: the one entry of a request that reaches the
+  application; its span starts and ends there;
+* ``refused``: a request a serving layer answered itself;
+* ``log_failure``: the framework's error line, not written when the
+  exception is emitted as a log event instead.
+
+Each reads the server's telemetry through :func:`telemetry_of` and, with
+none, does what the class below it does.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Callable, ClassVar, Optional
+
+import internalhttp.server
+from internalhttp.server import ConnectionInfo, Refusal, Request
+
+from opentelemetry_ext_internalhttp._telemetry import _RequestTelemetry
+
+_OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
+
+# A server's own telemetry lives in its __dict__ under this key: a
+# _RequestTelemetry from instrument_app, or None after uninstrument_app.
+# Without the key, a server follows its class (see telemetry_of).
+_INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
+
+Answer = Callable[[Request, Any], Any]
+
+
+def telemetry_of(server: _OriginalInternalHTTPServer) -> Optional[_RequestTelemetry]:
+    """What ``server`` records with now, or None when it is not instrumented.
+
+    The one reader of the state: a server's own setting (instrument_app,
+    uninstrument_app) wins; otherwise a server of the replacement class
+    follows the class, switched by instrument() and uninstrument().
+    """
+    own = server.__dict__
+    if _INSTANCE_TELEMETRY in own:
+        telemetry: Optional[_RequestTelemetry] = own[_INSTANCE_TELEMETRY]
+        return telemetry
+    if isinstance(server, _InstrumentedInternalHTTPServer):
+        return _InstrumentedInternalHTTPServer._class_telemetry
+    return None
+
+
+def _below(server: _OriginalInternalHTTPServer) -> type[_OriginalInternalHTTPServer]:
+    """The class whose methods an interception stands in front of.
+
+    For the replacement class, the framework's own; for a server
+    instrumented by instrument_app, its own class (perhaps the
+    application's subclass, whose overrides then still run).
+    """
+    if isinstance(server, _InstrumentedInternalHTTPServer):
+        return _OriginalInternalHTTPServer
+    return type(server)
+
+
+def _answer_of(server: _OriginalInternalHTTPServer) -> Answer:
+    """How to answer a prepared request the way the class below would.
+
+    The framework's ``dispatch`` when that class keeps the framework's
+    ``handle_request``; the class's override otherwise, so that it still runs.
+    """
+    own_handle_request = _below(server).handle_request
+    if own_handle_request is _OriginalInternalHTTPServer.handle_request:
+        return server.dispatch
+
+    def answer(request: Request, body: bytes) -> Any:
+        return own_handle_request(
+            server, request.method, request.target, request.headers, body, connection=request.connection
+        )
+
+    return answer
+
+
+def handle_request(
+    server: _OriginalInternalHTTPServer,
+    method: str,
+    path: str,
+    headers: Optional[Mapping[str, str]] = None,
+    body: bytes = b"",
+    *,
+    connection: Optional[ConnectionInfo] = None,
+) -> Any:
+    """``handle_request``, instrumented: the request inside its span, the handler's value unchanged."""
+    telemetry = telemetry_of(server)
+    if telemetry is None:
+        return _below(server).handle_request(server, method, path, headers, body, connection=connection)
+    return telemetry.handle_request(server, method, path, headers, body, connection, _answer_of(server))
+
+
+def refused(server: _OriginalInternalHTTPServer, refusal: Refusal) -> None:
+    """``refused``, instrumented: a span and metric points for a request the serving layer answered."""
+    telemetry = telemetry_of(server)
+    if telemetry is not None:
+        telemetry.record_refusal(server, refusal)
+    _below(server).refused(server, refusal)
+
+
+def log_failure(server: _OriginalInternalHTTPServer, request: Request, error: BaseException) -> None:
+    """``log_failure``, instrumented: not written when the exception is emitted as a log event."""
+    telemetry = telemetry_of(server)
+    if telemetry is None or not telemetry.exceptions_as_logs:
+        _below(server).log_failure(server, request, error)
+
+
+class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
+    """The class ``instrument()`` puts in place of ``InternalHTTPServer``.
+
+    A subclass that overrides ``handle_request`` with span and metric logic
+    (and ``refused`` and ``log_failure``; see the module documentation).
+    """
+
+    # Shared by every instance: set by instrument(), None after uninstrument(),
+    # so instances made while instrumented go quiet without being tracked.
+    _class_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
+
+    handle_request = handle_request
+    refused = refused
+    log_failure = log_failure
+
+    @property
+    def _is_instrumented_by_opentelemetry(self) -> bool:
+        return telemetry_of(self) is not None
+
+
+# The interceptions instrument_app sets on a server of another class.
+_INTERCEPTIONS = {"handle_request": handle_request, "refused": refused, "log_failure": log_failure}
+# The framework's redaction lists, which the telemetry's replace while it
+# records, so that log lines and spans redact alike.
+_REDACTION = ("sensitive_query_parameters", "sensitive_path_parameters")
+
+
+def set_class_telemetry(telemetry: Optional[_RequestTelemetry]) -> None:
+    """What every server of the replacement class records with (instrument(); None: uninstrument())."""
+    cls = _InstrumentedInternalHTTPServer
+    cls._class_telemetry = telemetry
+    for name in _REDACTION:
+        if telemetry is not None:
+            setattr(cls, name, getattr(telemetry, name))
+        elif name in vars(cls):
+            delattr(cls, name)  # the framework's list again
+
+
+def instrument_server(server: _OriginalInternalHTTPServer, telemetry: _RequestTelemetry) -> None:
+    """Give one server its own telemetry (instrument_app)."""
+    setattr(server, _INSTANCE_TELEMETRY, telemetry)
+    for name in _REDACTION:
+        setattr(server, name, getattr(telemetry, name))
+    if not isinstance(server, _InstrumentedInternalHTTPServer):
+        # Instance attributes shadow the class's, so this reaches every
+        # caller of the seams and leaves the class untouched.
+        for name, function in _INTERCEPTIONS.items():
+            setattr(server, name, function.__get__(server))
+        setattr(server, "_is_instrumented_by_opentelemetry", True)  # noqa: B010  # not a declared attribute
+
+
+def uninstrument_server(server: _OriginalInternalHTTPServer) -> None:
+    """Stop one server's telemetry, whichever way it was started (uninstrument_app)."""
+    if isinstance(server, _InstrumentedInternalHTTPServer):
+        # An explicit "off" for this instance, which wins over the class.
+        setattr(server, _INSTANCE_TELEMETRY, None)
+        for name in _REDACTION:
+            setattr(server, name, getattr(_OriginalInternalHTTPServer, name))
+        return
+    own = vars(server)
+    for name in (*_INTERCEPTIONS, *_REDACTION, _INSTANCE_TELEMETRY):
+        own.pop(name, None)
+    setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute

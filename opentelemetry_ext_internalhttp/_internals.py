@@ -1,0 +1,127 @@
+"""Every read of an OpenTelemetry internal, in one place.
+
+The fast paths rely on four private names of the API and of contrib; each
+is looked up once here, and a release without it only turns its fast path
+off (the public, slower way is taken instead). ``FAST_PATHS`` says which
+are on, and tests/test_internals.py fails when a release we admit removes
+one, so that it never turns off unnoticed. The contrib modules whose
+private helpers the conventions come from (``_semconv``, ``_labeler``) are
+imported here too; setup.cfg bounds their versions.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Optional
+
+from opentelemetry import context, trace
+from opentelemetry.environment_variables import OTEL_PYTHON_METER_PROVIDER, OTEL_PYTHON_TRACER_PROVIDER
+from opentelemetry.instrumentation._labeler import enrich_metric_attributes, get_labeler_attributes
+from opentelemetry.instrumentation._semconv import (
+    HTTP_DURATION_HISTOGRAM_BUCKETS_NEW,
+    OTEL_SEMCONV_STABILITY_OPT_IN,
+    _get_schema_url,
+    _get_semconv_opt_in_modes,
+    _OpenTelemetryStabilitySignalType,
+    _report_new,
+    _report_old,
+    _StabilityMode,
+)
+from opentelemetry.metrics import get_meter_provider
+from opentelemetry.trace import ProxyTracerProvider
+
+__all__ = [
+    "FAST_PATHS",
+    "HTTP_DURATION_HISTOGRAM_BUCKETS_NEW",
+    "OTEL_SEMCONV_STABILITY_OPT_IN",
+    "_OpenTelemetryStabilitySignalType",
+    "_StabilityMode",
+    "_get_schema_url",
+    "_get_semconv_opt_in_modes",
+    "_report_new",
+    "_report_old",
+    "enrich_metric_attributes",
+    "global_meter_provider_unset",
+    "global_tracer_provider_unset",
+    "has_labels",
+    "never_samples",
+    "read_globals",
+]
+
+# The API's set-once global tracer provider (opentelemetry.trace._TRACER_PROVIDER).
+_TRACE_GLOBALS: Any = trace if hasattr(trace, "_TRACER_PROVIDER") else None
+
+try:
+    import opentelemetry.metrics._internal as _metrics_internal
+
+    # The global meter provider as set (_METER_PROVIDER), and the proxy
+    # that stands in before an SDK is set (_ProxyMeterProvider).
+    _METRICS_GLOBALS: Any = _metrics_internal if hasattr(_metrics_internal, "_METER_PROVIDER") else None
+    _PROXY_METER_PROVIDER: Optional[type] = getattr(_metrics_internal, "_ProxyMeterProvider", None)
+except ImportError:  # pragma: no cover - a future API may move it
+    _METRICS_GLOBALS = None
+    _PROXY_METER_PROVIDER = None
+
+try:
+    # Where contrib's labeler lives in the context.
+    from opentelemetry.instrumentation._labeler._internal import LABELER_CONTEXT_KEY
+
+    _LABELER_KEY: Optional[str] = LABELER_CONTEXT_KEY
+except ImportError:  # pragma: no cover - a contrib release that moved the key
+    _LABELER_KEY = None
+
+# Which fast path each private name keeps on (True) in the installed releases.
+FAST_PATHS = {
+    "opentelemetry.trace._TRACER_PROVIDER": _TRACE_GLOBALS is not None,
+    "opentelemetry.metrics._internal._METER_PROVIDER": _METRICS_GLOBALS is not None,
+    "opentelemetry.metrics._internal._ProxyMeterProvider": _PROXY_METER_PROVIDER is not None,
+    "opentelemetry.instrumentation._labeler._internal.LABELER_CONTEXT_KEY": _LABELER_KEY is not None,
+}
+
+
+def read_globals() -> bool:
+    """Whether the API's globals can be read directly: not when a provider is named in the environment.
+
+    Such a provider is loaded on first use, which only the public getters do.
+    """
+    return not {OTEL_PYTHON_TRACER_PROVIDER, OTEL_PYTHON_METER_PROVIDER} & set(os.environ)
+
+
+def global_tracer_provider_unset(direct: bool) -> bool:
+    """Whether no global tracer provider is set yet (spans would go nowhere).
+
+    The set-once global, read directly when ``direct``: the public getter
+    also looks in os.environ on every call while none is set.
+    """
+    if direct and _TRACE_GLOBALS is not None:
+        return _TRACE_GLOBALS._TRACER_PROVIDER is None
+    return isinstance(trace.get_tracer_provider(), ProxyTracerProvider)
+
+
+def global_meter_provider_unset(direct: bool) -> bool:
+    """Whether no global meter provider is set yet; False when that cannot be told."""
+    if direct and _METRICS_GLOBALS is not None:
+        return _METRICS_GLOBALS._METER_PROVIDER is None
+    return _PROXY_METER_PROVIDER is not None and isinstance(get_meter_provider(), _PROXY_METER_PROVIDER)
+
+
+def can_tell_meter_provider_unset() -> bool:
+    """Whether :func:`global_meter_provider_unset` can ever say True."""
+    return _PROXY_METER_PROVIDER is not None
+
+
+def has_labels() -> bool:
+    """Whether the request's handler added labeler attributes (cheaper than building them)."""
+    if _LABELER_KEY is None:  # pragma: no cover - a contrib release that moved the key
+        return bool(get_labeler_attributes())
+    labeler = context.get_value(_LABELER_KEY)
+    return labeler is not None and len(labeler) > 0  # type: ignore[arg-type]
+
+
+def never_samples(tracer: object) -> bool:
+    """Whether the SDK tracer drops every span whatever it is shown (``ALWAYS_OFF``).
+
+    Read from the SDK tracer's ``sampler``; any other tracer may sample.
+    """
+    sampler = getattr(tracer, "sampler", None)
+    return sampler is not None and sampler.get_description() == "AlwaysOffSampler"

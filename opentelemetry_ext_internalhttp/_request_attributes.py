@@ -1,0 +1,286 @@
+"""What one request says, as span and metric attributes, under one configuration.
+
+``RequestReading`` holds what is decided once per ``instrument*()`` call
+(the convention's keys, opt-ins, captured headers, the proxy rules, the
+known methods) and turns a framework ``Request`` into attributes with the
+pure helpers of ``_attributes`` and ``_proxies``. No span or meter here:
+the lifecycle (``_telemetry``) asks, and records what it gets.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any, Optional
+
+from internalhttp.redaction import redact_path
+from internalhttp.response import NormalizedResponse
+from internalhttp.server import Headers, InternalHTTPServer, Request
+from opentelemetry.semconv._incubating.attributes.http_attributes import (
+    HTTP_REQUEST_BODY_SIZE,
+    HTTP_RESPONSE_BODY_SIZE,
+)
+from opentelemetry.semconv._incubating.attributes.user_agent_attributes import USER_AGENT_SYNTHETIC_TYPE
+from opentelemetry.semconv.attributes.http_attributes import HTTP_REQUEST_METHOD_ORIGINAL
+from opentelemetry.semconv.attributes.network_attributes import NETWORK_TRANSPORT
+from opentelemetry.semconv.attributes.server_attributes import SERVER_ADDRESS, SERVER_PORT
+from opentelemetry.util.http import ExcludeList, normalise_request_header_name, normalise_response_header_name
+
+from opentelemetry_ext_internalhttp._attributes import (
+    AttributeKeys,
+    BoundedValues,
+    add_client,
+    add_local,
+    add_server,
+    add_url,
+    add_user_agent,
+    body_size,
+    code_attributes,
+    protocol_version,
+    synthetic_type,
+)
+from opentelemetry_ext_internalhttp._bodies import (
+    BODY_CONTENT_ATTRIBUTES,
+    HTTP_REQUEST_BODY_CONTENT,
+    HTTP_RESPONSE_BODY_CONTENT,
+    body_content,
+)
+from opentelemetry_ext_internalhttp._config import Settings
+from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
+from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
+from opentelemetry_ext_internalhttp._options import CODE_OPT_INS, METRIC_OPT_INS, SPAN_OPT_INS
+from opentelemetry_ext_internalhttp._proxies import Origin, server_of
+
+# Shared attributes are cached per (method, route, scheme, version): all of
+# them bounded, but the cache is bounded too, should a bug make one not be.
+_SHARED_CACHE_LIMIT = 1024
+# Distinct (address, port) pairs of the local server recorded on metrics.
+_METRIC_SERVER_ADDRESS_LIMIT = 16
+# Distinct application roots a trusted proxy may name (X-Forwarded-Prefix):
+# the root is part of http.route, a metric attribute, and a proxy passes on
+# a client's own prefix header when it sets none itself.
+_PREFIX_LIMIT = 16
+_SPAN_OPT_INS = frozenset(SPAN_OPT_INS)
+_METRIC_OPT_INS = frozenset(METRIC_OPT_INS)
+
+
+class RequestReading:
+    """Turns requests into attributes, as one configuration asks."""
+
+    __slots__ = (
+        "_methods",
+        "_prefixes",
+        "_server_addresses",
+        "_settings",
+        "_shared",
+        "body_content",
+        "code_opt_ins",
+        "keys",
+        "metric_opt_ins",
+        "span_opt_ins",
+        "wants_request_size",
+    )
+
+    def __init__(self, keys: AttributeKeys, settings: Settings) -> None:
+        self.keys = keys
+        self._settings = settings
+        opt_in = settings.opt_in
+        self.span_opt_ins = _SPAN_OPT_INS & opt_in
+        self.metric_opt_ins = _METRIC_OPT_INS & opt_in if keys.new else frozenset()
+        self.wants_request_size = bool(opt_in & {"http.request.body.size", "http.server.request.body.size"})
+        self._methods = MethodNormalizer(settings.known_methods, settings.capture_all_methods)
+        self._server_addresses: BoundedValues[tuple[Optional[str], Optional[int]]] = BoundedValues(
+            _METRIC_SERVER_ADDRESS_LIMIT
+        )
+        self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
+        self._shared: dict[tuple[Any, ...], SharedAttributes] = {}
+        # The body content opt-ins, recorded in the stable conventions only
+        # (their attributes are of those conventions, and of schema 1.45.0).
+        self.body_content = frozenset(BODY_CONTENT_ATTRIBUTES) & opt_in if keys.new else frozenset()
+        self.code_opt_ins = frozenset(CODE_OPT_INS) & opt_in
+
+    def origin_of(self, request: Request) -> Origin:
+        """Who sent the request and what it addressed, believing only trusted proxies."""
+        connection = request.connection
+        root = getattr(connection, "root_path", "") or ""
+        origin = self._settings.proxies.origin(
+            request.target,
+            request.headers.lowered(),
+            getattr(connection, "client_address", None),
+            getattr(connection, "transport", "tcp"),
+            getattr(connection, "scheme", None),
+            root,
+        )
+        if origin.prefix != root and self._prefixes.admit(origin.prefix) is None:
+            origin = origin._replace(prefix=root)
+        return origin
+
+    def is_excluded(self, excluded: ExcludeList, request: Request, origin: Origin) -> bool:
+        """Whether a pattern matches the path or ``scheme://host[:port]/path`` (never the query).
+
+        The path is the one the client sees, the application root included.
+        Patterns are shared with every instrumentation in the process
+        (``OTEL_PYTHON_EXCLUDED_URLS``) and written either way there.
+        """
+        path = origin.prefix + request.path
+        if excluded.url_disabled(path):
+            return True
+        host = origin.host or getattr(request.connection, "server_address", None)
+        return bool(host) and excluded.url_disabled(f"{origin.scheme}://{host}{path}")
+
+    def shared_for(self, server: InternalHTTPServer, request: Request, origin: Origin) -> SharedAttributes:
+        """The attributes every request with this method, route, scheme and version shares."""
+        method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
+        found = request.match
+        route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
+        version = protocol_version(getattr(request.connection, "protocol_version", None))
+        # The handler's location: two servers may route one template to two handlers.
+        location = found.location if self.code_opt_ins else None
+        key = (method, route, origin.scheme, version, location)
+        shared = self._shared.get(key)
+        if shared is None:
+            shared = shared_attributes(self.keys, method, route, origin.scheme, version)
+            if location is not None:
+                # Worked out when the route was registered; each request copies them with the rest.
+                shared.span.update(code_attributes(location, self.code_opt_ins))
+            if len(self._shared) < _SHARED_CACHE_LIMIT:
+                self._shared[key] = shared
+        return shared
+
+    def span_attributes(
+        self, shared: SharedAttributes, request: Request, origin: Origin, nested: bool, body: Optional[bytes]
+    ) -> dict[str, Any]:
+        """Every span attribute known when the request starts (so samplers see them)."""
+        attributes = dict(shared.span)
+        self._add_request_attributes(attributes, request, origin, nested)
+        if self.span_opt_ins or self.body_content:
+            self._add_opt_in_attributes(attributes, request, body)
+        return attributes
+
+    def _add_request_attributes(
+        self, attributes: dict[str, Any], request: Request, origin: Origin, nested: bool
+    ) -> None:
+        """The per-request span attributes (never on metrics: clients vary them at will)."""
+        keys = self.keys
+        headers = request.headers.lowered()
+        if keys.new and attributes[keys.method[-1]] != request.method:
+            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
+        add_url(
+            attributes,
+            keys,
+            self.recorded_path(request, origin),
+            request.query,
+            self._settings.redacted_query_params,
+        )
+        connection = request.connection
+        server = server_of(origin)
+        if server[0] is None:
+            # No host named: the socket's own address stands in.
+            server = (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
+        add_server(attributes, keys, origin.host, server)
+        client_port = "client.port" in self.span_opt_ins
+        add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
+        add_user_agent(attributes, keys, headers)
+        # Captured headers belong to the server span; a nested span would repeat them.
+        patterns = self._settings.captured_request_headers
+        if patterns and not nested:
+            attributes.update(self.captured(headers, patterns, request=True))
+
+    def recorded_path(self, request: Request, origin: Origin) -> str:
+        """The path as the client sent it, the application root first, secret path parameters redacted.
+
+        The route template says which segment holds which parameter; with
+        no route (a 404), nothing is known to be a secret.
+        """
+        if not request.path:
+            return ""  # a request line that could not be read
+        path = request.path
+        route = request.match.route
+        if route is not None:
+            path = redact_path(path, route, self._settings.redacted_path_params)
+        return origin.prefix + path
+
+    def _add_opt_in_attributes(
+        self, attributes: dict[str, Any], request: Request, body: Optional[bytes]
+    ) -> None:
+        opted = self.span_opt_ins
+        connection = request.connection
+        add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)
+        if "network.transport" in opted and connection is not None:
+            attributes[NETWORK_TRANSPORT] = getattr(connection, "transport", "tcp")
+        if "user_agent.synthetic.type" in opted:
+            synthetic = synthetic_type(request.headers.lowered())
+            if synthetic:
+                attributes[USER_AGENT_SYNTHETIC_TYPE] = synthetic
+        if "http.request.body.size" in opted:
+            size = body_size(body)
+            if size is not None:
+                attributes[HTTP_REQUEST_BODY_SIZE] = size
+        if HTTP_REQUEST_BODY_CONTENT in self.body_content:
+            headers = request.headers.lowered()
+            content = body_content(
+                body,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                self._settings.body_capture_limit,
+            )
+            if content is not None:
+                attributes[HTTP_REQUEST_BODY_CONTENT] = content
+
+    def metric_extras(self, request: Request) -> Optional[dict[str, Any]]:
+        """The opt-in metric attributes of this request, each bounded."""
+        extras: dict[str, Any] = {}
+        connection = request.connection
+        # The serving layer's local address, not the client's Host: bounded
+        # by the machine, and by BoundedValues should a layer report otherwise.
+        local = self._server_addresses.admit(
+            (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
+        )
+        if local is not None:
+            if "server.address" in self.metric_opt_ins and local[0]:
+                extras[SERVER_ADDRESS] = local[0]
+            if "server.port" in self.metric_opt_ins and local[1]:
+                extras[SERVER_PORT] = local[1]
+        if "user_agent.synthetic.type" in self.metric_opt_ins:
+            synthetic = synthetic_type(request.headers.lowered())
+            if synthetic:
+                extras[USER_AGENT_SYNTHETIC_TYPE] = synthetic
+        return extras or None
+
+    def response_attributes(self, response: NormalizedResponse) -> dict[str, Any]:
+        """Captured response headers, as the client receives them, and the opt-in body size."""
+        attributes: dict[str, Any] = {}
+        patterns = self._settings.captured_response_headers
+        if patterns:
+            attributes.update(self.captured(Headers(response.headers), patterns, request=False))
+        if "http.response.body.size" in self.span_opt_ins:
+            attributes[HTTP_RESPONSE_BODY_SIZE] = len(response.body)
+        if HTTP_RESPONSE_BODY_CONTENT in self.body_content:
+            headers = Headers(response.headers)
+            content = body_content(
+                response.body,
+                headers.get("content-type"),
+                headers.get("content-encoding"),
+                self._settings.body_capture_limit,
+            )
+            if content is not None:
+                attributes[HTTP_RESPONSE_BODY_CONTENT] = content
+        return attributes
+
+    def captured(
+        self, headers: Mapping[str, str], patterns: tuple[str, ...], request: bool
+    ) -> dict[str, Any]:
+        """Attributes for the headers users asked to capture, sanitised.
+
+        The old conventions spell ``http.request.header.x_request_id``; the
+        stable ones keep the dash, ``http.request.header.x-request-id``. The
+        ``http/dup`` mode records both.
+        """
+        captured: dict[str, Any] = {}
+        sanitizer = self._settings.sanitizer
+        if self.keys.old:
+            old_name = normalise_request_header_name if request else normalise_response_header_name
+            captured.update(sanitizer.sanitize_header_values(headers, list(patterns), old_name))
+        if self.keys.new:
+            prefix = "http.request.header." if request else "http.response.header."
+            captured.update(sanitizer.sanitize_header_values(headers, list(patterns), prefix.__add__))
+        return captured
