@@ -107,7 +107,12 @@ when instrument() or instrument_app() runs, then to the default.
                          user_agent.synthetic.type
                                           on the duration metric too;
                          http.server.active_requests
-                                          the counter in the "http" mode.
+                                          the counter in the "http" mode;
+                         http.request.body.content,
+                         http.response.body.content
+                                          the bodies, as text (see What is
+                                          recorded); not turned on by "all":
+                                          bodies are often personal data.
   trusted_proxies      the peers whose forwarding headers are believed (see
                        Proxies and trust): IP addresses and CIDR ranges
                        (string or list), "*" for every peer, "" or [] for
@@ -126,6 +131,42 @@ when instrument() or instrument_app() runs, then to the default.
                        (one that raises counts as public, and is logged).
                        Env: OTEL_PYTHON_INTERNALHTTP_PUBLIC_ENDPOINT (true,
                        false, untrusted). Default: false.
+  body_capture_limit   bytes of each body the body content opt-ins record.
+                       Env: OTEL_PYTHON_INTERNALHTTP_BODY_CAPTURE_LIMIT.
+                       Default: 8192 (8 KiB).
+  sensitive_path_parameters
+                       path parameters (the <name>s of route templates) whose
+                       values become REDACTED in url.path and http.target,
+                       added to the default token, access_token,
+                       refresh_token, id_token, auth_token, password, passwd,
+                       secret, client_secret, api_key, signature, sig,
+                       session, session_id, sid, otp; names compared ignoring
+                       case, "-" and "_". Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_PATH_PARAMETERS.
+  sensitive_path_parameters_replace
+                       the list that replaces those defaults (an empty list
+                       redacts nothing); sensitive_path_parameters still adds
+                       to it. Env: OTEL_PYTHON_INTERNALHTTP_SENSITIVE_PATH_PARAMETERS_REPLACE.
+  server_timing        True: every response a serving layer sends carries
+                       Server-Timing: traceparent;desc="00-<trace-id>-<span-id>-<flags>"
+                       naming the SERVER span, and Access-Control-Expose-Headers:
+                       Server-Timing (Timing-Allow-Origin is the application's).
+                       Env: OTEL_PYTHON_INTERNALHTTP_SERVER_TIMING (true,
+                       false). Default: false.
+  exclude              a callable given the RequestView, returning whether
+                       the request is not to be recorded (no span, no metric
+                       point); one that raises is logged and the request
+                       recorded. Default: none.
+  excluded_methods     methods never recorded, HTTP tokens, case-sensitive
+                       (OPTIONS,HEAD: CORS preflights and probes).
+                       Env: OTEL_PYTHON_INTERNALHTTP_EXCLUDED_METHODS. Default: none.
+  server_error_statuses
+                       the statuses that make a SERVER span ERROR, with
+                       error.type: codes and ranges within 500-599, "!" to
+                       leave some out ("500-599,!501,!505"; exclusions alone
+                       are taken out of every 5xx). Narrowing only: an item
+                       outside 500-599 (a 4xx) is rejected and logged.
+                       Env: OTEL_PYTHON_INTERNALHTTP_SERVER_ERROR_STATUSES.
+                       Default: every 5xx.
   skip_dep_check       (instrument() only) instrument even if the installed
                        internalhttp is outside >= 2.0, < 3.0. Default: False.
 
@@ -134,7 +175,8 @@ Other environment variables:
   OTEL_SEMCONV_STABILITY_OPT_IN          unset: the old conventions (schema
                                          1.11.0); "http": the stable ones as of
                                          semantic conventions v1.44.0 (schema
-                                         1.44.0); "http/dup": both.
+                                         1.44.0; 1.45.0 with a body content
+                                         opt-in); "http/dup": both.
   OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN   unset: a handler's exception is a span
                                          event; "logs": a log event instead;
                                          "logs/dup": both.
@@ -221,8 +263,10 @@ Status: the status the client received, whatever the handler returned:
   (bad status, body not JSON, ...)
   raises                                 500               the exception's type
 
-Span status ERROR for 5xx and exceptions (the description is the exception
-message alone), UNSET otherwise (4xx included). error.type (stable
+Span status ERROR for 5xx (those of server_error_statuses) and exceptions
+(the description is the exception message alone), UNSET otherwise (4xx
+included, and the 5xx server_error_statuses leaves out, which carry no
+error.type either; the serving layer's own refusals too). error.type (stable
 conventions only) is an exception's fully qualified type, as the SDK writes
 exception.type. The exception propagates unchanged; the handler's value is
 returned unchanged.
@@ -244,7 +288,25 @@ are added to its request's duration point: the application owns their
 cardinality.
 
 Query credentials (see sensitive_query_parameters) are REDACTED in url.query
-and http.target. Excluded and suppressed requests (suppress_instrumentation(),
+and http.target. So are the values of secret path parameters (see
+sensitive_path_parameters) in url.path and http.target: the route template
+says which segment holds which parameter, so a request to /reset/<token>
+records url.path /reset/REDACTED while http.route keeps the template; a
+path that matched no route is recorded as sent, and the application root
+comes first, unredacted.
+
+Bodies (opt-ins http.request.body.content, http.response.body.content;
+stable conventions only) are recorded for textual content types only:
+text/*, */json, */*+json, */xml, */*+xml, */yaml, */*+yaml,
+application/x-www-form-urlencoded, or any type with a charset (compared
+case-insensitively), decoded in that charset (UTF-8 without one; invalid
+bytes become U+FFFD). The gzip or deflate content coding is removed,
+inflating no more than body_capture_limit bytes, and the text is cut to that
+limit on a character boundary. Other types, other or broken codings: not
+recorded. Never parsed, never base64, and the handler and the client get
+the bytes unchanged. Bodies often hold personal data: opt in knowingly.
+
+Excluded (excluded_urls, excluded_methods, exclude) and suppressed requests (suppress_instrumentation(),
 suppress_http_instrumentation()) record nothing. With no SDK behind the API
 and no hooks, only the caller's trace context is carried into the handler.
 A failure inside the telemetry is logged and the request goes on; no

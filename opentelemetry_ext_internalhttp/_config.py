@@ -42,7 +42,6 @@ from opentelemetry.util.http import (
 from opentelemetry_ext_internalhttp._attributes import DEFAULT_REDACTED_QUERY_PARAMS
 from opentelemetry_ext_internalhttp._internals import OTEL_SEMCONV_STABILITY_OPT_IN
 from opentelemetry_ext_internalhttp._options import (
-    _BOOLEANS,
     BODY_CAPTURE_LIMIT,
     CAPTURED_REQUEST_HEADERS,
     CAPTURED_RESPONSE_HEADERS,
@@ -71,19 +70,32 @@ from opentelemetry_ext_internalhttp._options import (
     TRUSTED_PROXIES,
     Option,
     PublicEndpoint,
-    add_or_replace,
-    sorted_out,
-    split_list,
 )
+from opentelemetry_ext_internalhttp._parsing import _BOOLEANS, add_or_replace, sorted_out, split_list
 from opentelemetry_ext_internalhttp._proxies import ProxyRules
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
 
 
+class RequestFilter(NamedTuple):
+    """Which requests are not recorded: by URL pattern, by method, by a function of the request."""
+
+    urls: Optional[ExcludeList]
+    methods: frozenset[str]
+    function: Optional[Callable[[Any], bool]]
+
+
+class ExceptionSignal(NamedTuple):
+    """Where a handler's exception is recorded: a span event, a log event, or both."""
+
+    span_events: bool
+    logs: bool
+
+
 class Settings(NamedTuple):
     """Everything configurable, in its parsed form."""
 
-    excluded: Optional[ExcludeList]
+    filters: RequestFilter
     captured_request_headers: tuple[str, ...]
     captured_response_headers: tuple[str, ...]
     sanitizer: SanitizeValue
@@ -91,9 +103,7 @@ class Settings(NamedTuple):
     redacted_query_params: tuple[str, ...]
     known_methods: Optional[tuple[str, ...]]
     opt_in: frozenset[str]
-    # Where a handler's exception is recorded: a span event, a log event, or both.
-    exception_span_events: bool
-    exception_logs: bool
+    exception_signal: ExceptionSignal
     # Whose forwarding headers are believed, and which family they write.
     proxies: ProxyRules
     public_endpoint: PublicEndpoint
@@ -103,9 +113,6 @@ class Settings(NamedTuple):
     redacted_path_params: tuple[str, ...]
     # Server-Timing: traceparent on every response sent.
     server_timing: bool
-    # Requests not recorded: by a function of the request, by method.
-    exclude: Optional[Callable[[Any], bool]]
-    excluded_methods: frozenset[str]
     # The status codes that make a SERVER span an error.
     server_error_statuses: frozenset[int]
 
@@ -285,7 +292,11 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
     # Contrib's helpers read this shared variable; only values no instrumentation knows are named.
     environment_list(OTEL_SEMCONV_STABILITY_OPT_IN, KNOWN_SEMCONV_OPT_INS)
     return Settings(
-        excluded=ExcludeList(list(excluded)) if excluded else None,
+        filters=RequestFilter(
+            ExcludeList(list(excluded)) if excluded else None,
+            frozenset(value(EXCLUDED_METHODS)),
+            value(EXCLUDE),
+        ),
         captured_request_headers=value(CAPTURED_REQUEST_HEADERS),
         captured_response_headers=value(CAPTURED_RESPONSE_HEADERS),
         sanitizer=SanitizeValue(list(value(SANITIZED_HEADERS))),
@@ -297,7 +308,7 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
         ),
         known_methods=value(KNOWN_METHODS),
         opt_in=value(OPT_IN),
-        **_exception_signal(),
+        exception_signal=_exception_signal(),
         proxies=ProxyRules(value(TRUSTED_PROXIES), value(FORWARDED_HEADERS)),
         public_endpoint=value(PUBLIC_ENDPOINT),
         body_capture_limit=value(BODY_CAPTURE_LIMIT),
@@ -307,13 +318,11 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
             value(SENSITIVE_PATH_PARAMETERS),
         ),
         server_timing=value(SERVER_TIMING),
-        exclude=value(EXCLUDE),
-        excluded_methods=frozenset(value(EXCLUDED_METHODS)),
         server_error_statuses=value(SERVER_ERROR_STATUSES),
     )
 
 
-def _exception_signal() -> dict[str, bool]:
+def _exception_signal() -> ExceptionSignal:
     """``OTEL_SEMCONV_EXCEPTION_SIGNAL_OPT_IN``: ``logs``, ``logs/dup``, or unset for span events.
 
     Read like ``OTEL_SEMCONV_STABILITY_OPT_IN``: a comma-separated list, in
@@ -321,7 +330,7 @@ def _exception_signal() -> dict[str, bool]:
     """
     values = environment_list(EXCEPTION_SIGNAL_VARIABLE, EXCEPTION_SIGNALS)
     if "logs/dup" in values:
-        return {"exception_span_events": True, "exception_logs": True}
+        return ExceptionSignal(span_events=True, logs=True)
     if "logs" in values:
-        return {"exception_span_events": False, "exception_logs": True}
-    return {"exception_span_events": True, "exception_logs": False}
+        return ExceptionSignal(span_events=False, logs=True)
+    return ExceptionSignal(span_events=True, logs=False)

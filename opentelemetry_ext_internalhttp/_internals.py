@@ -27,13 +27,14 @@ from opentelemetry.instrumentation._semconv import (
     _report_old,
     _StabilityMode,
 )
-from opentelemetry.metrics import get_meter_provider
-from opentelemetry.trace import ProxyTracerProvider
+from opentelemetry.metrics import Meter, NoOpMeter, get_meter_provider
+from opentelemetry.trace import NoOpTracer, ProxyTracerProvider
 
 __all__ = [
     "FAST_PATHS",
     "HTTP_DURATION_HISTOGRAM_BUCKETS_NEW",
     "OTEL_SEMCONV_STABILITY_OPT_IN",
+    "SdkPresence",
     "_OpenTelemetryStabilitySignalType",
     "_StabilityMode",
     "_get_schema_url",
@@ -125,3 +126,50 @@ def never_samples(tracer: object) -> bool:
     """
     sampler = getattr(tracer, "sampler", None)
     return sampler is not None and sampler.get_description() == "AlwaysOffSampler"
+
+
+class SdkPresence:
+    """Whether an SDK stands behind the tracer and the meter, asked cheaply on every request.
+
+    Known at once for explicit providers; asked per request for the global
+    ones, which an SDK may be installed behind at any time, until one is.
+    """
+
+    __slots__ = (
+        "_direct",
+        "_meter_follows_global",
+        "_meter_is_noop",
+        "_tracer_follows_global",
+        "_tracer_is_noop",
+        "maybe_none",
+    )
+
+    def __init__(
+        self, tracer: trace.Tracer, explicit_tracer: bool, meter: Meter, explicit_meter: bool, hookless: bool
+    ) -> None:
+        # Hooks always need a span, so with hooks the shortcut is never taken.
+        self.maybe_none = hookless
+        self._direct = read_globals()
+        self._tracer_is_noop = isinstance(tracer, NoOpTracer)
+        self._tracer_follows_global = not explicit_tracer
+        self._meter_is_noop = isinstance(meter, NoOpMeter)
+        self._meter_follows_global = not explicit_meter and can_tell_meter_provider_unset()
+
+    def nothing_records(self) -> bool:
+        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers).
+
+        A global provider is set once and for all, so once one is seen the
+        answer is kept instead of asked again on every request.
+        """
+        traces_off = self._tracer_is_noop or (
+            self._tracer_follows_global and global_tracer_provider_unset(self._direct)
+        )
+        if not traces_off:
+            self.maybe_none = False  # an SDK records: this shortcut is never taken again
+            return False
+        metrics_off = self._meter_is_noop or (
+            self._meter_follows_global and global_meter_provider_unset(self._direct)
+        )
+        if not metrics_off:
+            self.maybe_none = False
+        return metrics_off

@@ -27,11 +27,9 @@ from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Ref
 from opentelemetry import context, trace
 from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
-from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
-from opentelemetry.metrics import Meter, MeterProvider, NoOpMeter, get_meter
-from opentelemetry.propagators.textmap import Setter
-from opentelemetry.trace import INVALID_SPAN, Link, NoOpTracer, Span, SpanKind
+from opentelemetry.metrics import MeterProvider, get_meter
+from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
 
 from opentelemetry_ext_internalhttp import _guard
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys, body_size
@@ -39,21 +37,19 @@ from opentelemetry_ext_internalhttp._bodies import BODY_CONTENT_ATTRIBUTES, BODY
 from opentelemetry_ext_internalhttp._config import Settings
 from opentelemetry_ext_internalhttp._instruments import Instruments
 from opentelemetry_ext_internalhttp._internals import (
+    SdkPresence,
     _get_schema_url,
     _report_new,
     _report_old,
     _StabilityMode,
-    can_tell_meter_provider_unset,
-    global_meter_provider_unset,
-    global_tracer_provider_unset,
     never_samples,
-    read_globals,
 )
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes
 from opentelemetry_ext_internalhttp._options import UNTRUSTED
 from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sent
 from opentelemetry_ext_internalhttp._proxies import Origin
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
+from opentelemetry_ext_internalhttp._response_headers import add_server_timing, inject_traceresponse
 from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
 
@@ -115,53 +111,6 @@ class _RequestState:
         self.start = default_timer()
 
 
-class _SdkPresence:
-    """Whether an SDK stands behind the tracer and the meter, asked cheaply on every request.
-
-    Known at once for explicit providers; asked per request for the global
-    ones, which an SDK may be installed behind at any time, until one is.
-    """
-
-    __slots__ = (
-        "_direct",
-        "_meter_follows_global",
-        "_meter_is_noop",
-        "_tracer_follows_global",
-        "_tracer_is_noop",
-        "maybe_none",
-    )
-
-    def __init__(
-        self, tracer: trace.Tracer, explicit_tracer: bool, meter: Meter, explicit_meter: bool, hookless: bool
-    ) -> None:
-        # Hooks always need a span, so with hooks the shortcut is never taken.
-        self.maybe_none = hookless
-        self._direct = read_globals()
-        self._tracer_is_noop = isinstance(tracer, NoOpTracer)
-        self._tracer_follows_global = not explicit_tracer
-        self._meter_is_noop = isinstance(meter, NoOpMeter)
-        self._meter_follows_global = not explicit_meter and can_tell_meter_provider_unset()
-
-    def nothing_records(self) -> bool:
-        """True when neither spans nor metrics reach an SDK (the API's no-op or unset global providers).
-
-        A global provider is set once and for all, so once one is seen the
-        answer is kept instead of asked again on every request.
-        """
-        traces_off = self._tracer_is_noop or (
-            self._tracer_follows_global and global_tracer_provider_unset(self._direct)
-        )
-        if not traces_off:
-            self.maybe_none = False  # an SDK records: this shortcut is never taken again
-            return False
-        metrics_off = self._meter_is_noop or (
-            self._meter_follows_global and global_meter_provider_unset(self._direct)
-        )
-        if not metrics_off:
-            self.maybe_none = False
-        return metrics_off
-
-
 class _RequestTelemetry:
     """Tracer, instruments and configuration for one ``instrument*()`` call."""
 
@@ -194,19 +143,19 @@ class _RequestTelemetry:
         self.sensitive_path_parameters = settings.redacted_path_params
         # With exceptions as log events, the event is the request's error
         # record: the framework's own error line would say it a second time.
-        self.exceptions_as_logs = settings.exception_logs
+        self.exceptions_as_logs = settings.exception_signal.logs
         exception_logger = None
-        if settings.exception_logs:
+        if settings.exception_signal.logs:
             exception_logger = get_logger(
                 _INSTRUMENTATION_NAME, __version__, logger_provider, schema_url=schema_url
             )
         self._outcomes = OutcomeRecording(
-            keys, settings.server_error_statuses, settings.exception_span_events, exception_logger
+            keys, settings.server_error_statuses, settings.exception_signal.span_events, exception_logger
         )
         self._request_hook = request_hook
         self._response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
-        self._sdk = _SdkPresence(
+        self._sdk = SdkPresence(
             self._tracer, tracer_provider is not None, meter, meter_provider is not None, self._hookless
         )
         # A sampler that drops every span whatever it is shown (ALWAYS_OFF):
@@ -341,17 +290,17 @@ class _RequestTelemetry:
         self, server: InternalHTTPServer, request: Request, body: Optional[bytes], origin: Origin
     ) -> bool:
         """Whether the request is not to be recorded: by URL, by method, or by the exclude function."""
-        settings = self._settings
-        if settings.excluded is not None and self._reading.is_excluded(settings.excluded, request, origin):
+        filters = self._settings.filters
+        if filters.urls is not None and self._reading.is_excluded(filters.urls, request, origin):
             return True
-        if request.method in settings.excluded_methods:
+        if request.method in filters.methods:
             return True
-        if settings.exclude is None:
+        if filters.function is None:
             return False
         skipped = False  # a function that fails records the request: telemetry is not lost to a bug
         with _guard.DECIDE_EXCLUDED:
             view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
-            skipped = bool(settings.exclude(view))
+            skipped = bool(filters.function(view))
         return skipped
 
     def _parent_of(
@@ -413,9 +362,9 @@ class _RequestTelemetry:
             raise
         if state.shared is not None and request.exchange is not None:
             with _guard.INJECT_RESPONSE_CONTEXT:
-                _inject_traceresponse(outcome.response)
+                inject_traceresponse(outcome.response)
                 if self._settings.server_timing:
-                    _add_server_timing(outcome.response, state.span)
+                    add_server_timing(outcome.response, state.span)
         self._finish(state, outcome.response, outcome.error)
 
     def _finish(
@@ -465,40 +414,3 @@ def _answer_and_conclude(
         raise
     server.conclude(request, value)
     return value
-
-
-def _add_server_timing(response: NormalizedResponse, span: Span) -> None:
-    """``Server-Timing: traceparent;desc="..."``, which browsers show to real-user monitoring scripts.
-
-    ``traceresponse`` is not exposed to them; Server-Timing is, once the
-    application allows the page's origin with ``Timing-Allow-Origin``.
-    """
-    span_context = span.get_span_context()
-    if not span_context.is_valid:
-        return
-    traceparent = (
-        f"00-{span_context.trace_id:032x}-{span_context.span_id:016x}-{span_context.trace_flags:02x}"
-    )
-    response.headers.append(("Server-Timing", f'traceparent;desc="{traceparent}"'))
-    response.headers.append(("Access-Control-Expose-Headers", "Server-Timing"))
-
-
-class _AppendHeader(Setter[list[tuple[str, str]]]):
-    """Adds a header to a response's list of ``(name, value)`` pairs."""
-
-    def set(self, carrier: list[tuple[str, str]], key: str, value: str) -> None:
-        carrier.append((key, value))
-
-
-_APPEND_HEADER = _AppendHeader()
-
-
-def _inject_traceresponse(response: NormalizedResponse) -> None:
-    """Add the global response propagator's headers (``traceresponse``) to the response as sent.
-
-    Only the serving layer's copy changes: the value ``handle_request``
-    returned is left as the handler made it.
-    """
-    propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
-    if propagator is not None:
-        propagator.inject(response.headers, setter=_APPEND_HEADER)
