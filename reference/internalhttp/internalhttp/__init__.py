@@ -44,8 +44,8 @@ __all__ = [
 ]
 
 # The serving layers are imported on first use (PEP 562), so that
-# ``import internalhttp`` for routing alone does not pull in http.server and
-# socketserver. InternalHTTPServer stays a plain module attribute: the
+# ``import internalhttp`` for routing alone does not pull in the socket
+# server (selectors, threads, http.client) or wsgiref. InternalHTTPServer stays a plain module attribute: the
 # instrumentation replaces it (and internalhttp.server.InternalHTTPServer) at
 # run time, and none of these modules holds on to the class.
 _LAZY = {

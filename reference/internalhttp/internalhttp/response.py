@@ -6,6 +6,24 @@ application produced. Every serving layer then needs the same translation to
 wire form; it lives here, in one function, so that the socket server, the WSGI
 adapter and the test client can never disagree about what a response means.
 
+A handler may return:
+
+* a mapping (normally a ``dict``) with optional keys
+
+  - ``"status"``: anything ``int()`` accepts (``200``, ``"404"``,
+    ``HTTPStatus.OK``) but ``bool``, in ``100..599``; default ``200``.
+  - ``"body"``: ``bytes``/``bytearray``/``memoryview`` sent as they are;
+    ``str`` encoded as UTF-8 with a default ``Content-Type`` of
+    ``text/plain; charset=utf-8``; ``None`` or missing for no content;
+    anything else JSON-encoded (compactly, UTF-8, NaN refused) with a
+    default ``Content-Type`` of ``application/json``.
+  - ``"headers"``: a mapping or an iterable of ``(name, value)`` pairs of
+    ``str``. They win over the defaults above: a handler that sets
+    ``Content-Type`` itself gets exactly that, once.
+
+* ``str`` or ``bytes``: a ``200`` response with that body.
+* ``None``: ``204 No Content``.
+
 >>> normalize_response({"status": 201, "body": {"id": 7}})
 NormalizedResponse(status=201, headers=[('Content-Type', 'application/json'), ('Content-Length', '8')], \
 body=b'{"id":7}')
@@ -23,6 +41,7 @@ import re
 from typing import TYPE_CHECKING, Any, Iterable, List, Mapping, NamedTuple, Optional, Tuple
 
 from internalhttp.wire import TOKEN as _TOKEN  # RFC 9110, 5.1: a field name is a token
+from internalhttp.wire import status_allows_body
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
     from internalhttp.server import ConnectionInfo, InternalHTTPServer
@@ -55,36 +74,10 @@ class NormalizedResponse(NamedTuple):
     body: bytes
 
 
-def status_allows_body(status: int) -> bool:
-    """Whether a response with this status may carry content (RFC 9110, 6.4.1).
-
-    1xx, 204 and 304 responses end with their headers; sending bytes after
-    them would be read as the start of the next response on a kept-alive
-    connection.
-    """
-    return status >= 200 and status not in (204, 304)
-
-
 def normalize_response(value: Any) -> NormalizedResponse:
     """Translate a handler's return value into ``(status, headers, body)``.
 
-    The accepted shapes:
-
-    * a mapping (normally a ``dict``) with optional keys
-
-      - ``"status"``: anything ``int()`` accepts (``200``, ``"404"``,
-        ``HTTPStatus.OK``) but ``bool``, in ``100..599``; default ``200``.
-      - ``"body"``: ``bytes``/``bytearray``/``memoryview`` sent as they are;
-        ``str`` encoded as UTF-8 with a default ``Content-Type`` of
-        ``text/plain; charset=utf-8``; ``None`` or missing for no content;
-        anything else JSON-encoded (compactly, UTF-8, NaN refused) with a
-        default ``Content-Type`` of ``application/json``.
-      - ``"headers"``: a mapping or an iterable of ``(name, value)`` pairs of
-        ``str``. They win over the defaults above: a handler that sets
-        ``Content-Type`` itself gets exactly that, once.
-
-    * ``str`` or ``bytes``: a ``200`` response with that body.
-    * ``None``: ``204 No Content``.
+    The accepted shapes are listed in this module's documentation.
 
     ``Content-Length`` is computed here, because only the framework knows
     the exact byte count and a wrong value would corrupt a kept-alive

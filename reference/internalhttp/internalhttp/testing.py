@@ -1,8 +1,9 @@
 """An in-process client for testing applications without sockets.
 
-``TestClient`` calls ``InternalHTTPServer.handle_request`` directly (the same
-seam every serving layer uses, so instrumentation sees these requests too)
-and normalises the result exactly as the servers do.
+``TestClient`` calls ``InternalHTTPServer.exchange`` (which calls
+``handle_request``), as every serving layer does, so instrumentation sees
+these requests too and the response is exactly the one the servers would
+send.
 
 >>> from internalhttp import InternalHTTPServer
 >>> app = InternalHTTPServer("doc")

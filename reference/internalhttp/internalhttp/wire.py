@@ -12,12 +12,16 @@ live here and nowhere else. Nothing here does I/O.
 ('GET', '/users/7?x=1', 'HTTP/1.1')
 >>> parse_chunk_size(b"1a;name=value")
 26
+>>> body_length(["chunked"], []) is None, body_length([], ["12"])
+(True, 12)
+>>> wants_close("HTTP/1.0", [])
+True
 """
 
 from __future__ import annotations
 
 import re
-from typing import Iterable, Optional, Tuple
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
     "DEFAULT_GRACE_PERIOD",
@@ -31,11 +35,17 @@ __all__ = [
     "SUPPORTED_VERSIONS",
     "TOKEN",
     "RequestError",
+    "body_length",
+    "expects_continue",
     "is_token",
     "parse_chunk_size",
     "parse_content_length",
     "parse_request_line",
     "readable_request_line",
+    "response_connection",
+    "response_has_content",
+    "status_allows_body",
+    "wants_close",
 ]
 
 # RFC 9110, section 5.6.2: methods and field names are tokens.
@@ -167,3 +177,117 @@ def parse_chunk_size(line: bytes) -> int:
     if len(significant) > _MAX_HEX_DIGITS:
         return MAX_LENGTH
     return int(significant or b"0", 16)
+
+
+# -- framing and keep-alive: what a request's fields and a response's status decide --
+
+
+def body_length(transfer_encodings: Sequence[str], content_lengths: Sequence[str]) -> Optional[int]:
+    """How a request body is framed (RFC 9112, 6.3): its length, or ``None`` when chunked.
+
+    ``transfer_encodings`` and ``content_lengths`` are the values of every
+    ``Transfer-Encoding`` and ``Content-Length`` field. No field at all
+    means no body (0). Both at once is how requests get smuggled past
+    proxies: a 400. A transfer coding other than ``chunked`` alone is a 501.
+
+    >>> body_length([], [])
+    0
+    >>> body_length(["Chunked"], [])
+    >>> body_length(["gzip, chunked"], [])
+    Traceback (most recent call last):
+    internalhttp.wire.RequestError: Unsupported Transfer-Encoding
+    >>> body_length(["chunked"], ["5"])
+    Traceback (most recent call last):
+    internalhttp.wire.RequestError: Content-Length and Transfer-Encoding together
+    """
+    if transfer_encodings:
+        if content_lengths:
+            raise RequestError(400, "Content-Length and Transfer-Encoding together")
+        codings = [c.strip().lower() for value in transfer_encodings for c in value.split(",")]
+        if codings != ["chunked"]:
+            raise RequestError(501, "Unsupported Transfer-Encoding")
+        return None
+    return parse_content_length(content_lengths) or 0
+
+
+def expects_continue(expect: str, version: str) -> bool:
+    """Whether the client waits for ``100 Continue`` before sending its body (RFC 9110, 10.1.1).
+
+    Only HTTP/1.1 clients do; the server sends it once the body is known to
+    be acceptable, and not to a client that sent the body anyway.
+
+    >>> expects_continue("100-Continue", "HTTP/1.1"), expects_continue("100-continue", "HTTP/1.0")
+    (True, False)
+    """
+    return expect.lower() == "100-continue" and version == "HTTP/1.1"
+
+
+def wants_close(version: str, connection_values: Iterable[str]) -> bool:
+    """Whether the client asked for its connection to close after the response (RFC 9112, 9.3).
+
+    ``connection_values`` are the values of the request's ``Connection``
+    fields. HTTP/1.0 closes unless the client asked to keep it alive.
+
+    >>> wants_close("HTTP/1.1", [])
+    False
+    >>> wants_close("HTTP/1.1", ["keep-alive, Close"])
+    True
+    >>> wants_close("HTTP/1.0", ["Keep-Alive"])
+    False
+    """
+    tokens = {t.strip().lower() for value in connection_values for t in value.split(",")}
+    if "close" in tokens:
+        return True
+    return version == "HTTP/1.0" and "keep-alive" not in tokens
+
+
+def response_connection(
+    headers: List[Tuple[str, str]], close: bool, version: str
+) -> Tuple[bool, List[Tuple[str, str]]]:
+    """Whether the connection closes after a response, and the response's fields for that.
+
+    ``close`` says whether it closes anyway (the client asked, or the server
+    is stopping); a ``Connection`` field that the application set to
+    ``close`` closes it too. Without a ``Connection`` field of the
+    application's, a closing response says ``close`` and a kept-alive
+    HTTP/1.0 one ``keep-alive`` (HTTP/1.0 would close by default).
+
+    >>> response_connection([], False, "HTTP/1.1")
+    (False, [])
+    >>> response_connection([], True, "HTTP/1.1")
+    (True, [('Connection', 'close')])
+    >>> response_connection([], False, "HTTP/1.0")
+    (False, [('Connection', 'keep-alive')])
+    >>> response_connection([("connection", "Close")], False, "HTTP/1.1")
+    (True, [('connection', 'Close')])
+    """
+    connection = [value.lower() for name, value in headers if name.lower() == "connection"]
+    close = close or any("close" in value for value in connection)
+    if not connection:
+        if close:
+            headers = [*headers, ("Connection", "close")]
+        elif version == "HTTP/1.0":
+            headers = [*headers, ("Connection", "keep-alive")]
+    return close, headers
+
+
+def status_allows_body(status: int) -> bool:
+    """Whether a response with this status may carry content (RFC 9110, 6.4.1).
+
+    1xx, 204 and 304 responses end with their headers; sending bytes after
+    them would be read as the start of the next response on a kept-alive
+    connection.
+
+    >>> status_allows_body(200), status_allows_body(204), status_allows_body(304)
+    (True, False, False)
+    """
+    return status >= 200 and status not in (204, 304)
+
+
+def response_has_content(method: str, status: int) -> bool:
+    """Whether the response's body is sent: never in answer to ``HEAD`` or with a status that forbids it.
+
+    >>> response_has_content("GET", 200), response_has_content("HEAD", 200), response_has_content("GET", 304)
+    (True, False, False)
+    """
+    return method != "HEAD" and status_allows_body(status)

@@ -23,8 +23,8 @@ from typing import TYPE_CHECKING, Any, List, Optional, Tuple
 from urllib.parse import quote
 from wsgiref.util import is_hop_by_hop
 
+from internalhttp.request import ConnectionInfo, Headers, Refusal, local_endpoint
 from internalhttp.response import dispatch, normalize_response
-from internalhttp.server import ConnectionInfo, Headers, Refusal, local_endpoint
 from internalhttp.wire import DEFAULT_MAX_BODY_SIZE, RequestError, parse_content_length
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -80,28 +80,33 @@ def make_wsgi_app(
     """
 
     def application(environ: WSGIEnvironment, start_response: StartResponse) -> List[bytes]:
-        method = environ["REQUEST_METHOD"]
-        try:
-            body = _read_body(environ, max_body_size)
-        except RequestError as exc:
-            status, headers, payload = normalize_response({"status": exc.status, "body": exc.reason})
-            refusal = Refusal(
-                exc.status, exc.reason, method, _request_target(environ), _connection_info(environ)
-            )
-            server.refused(refusal)
-        else:
-            status, headers, payload = dispatch(
-                server,
-                method,
-                _request_target(environ),
-                _request_headers(environ),
-                body,
-                _connection_info(environ),
-            )
-        start_response(_status_line(status), _end_to_end(headers))
-        return [payload] if method != "HEAD" else []
+        return _answer(server, max_body_size, environ, start_response)
 
     return application
+
+
+def _answer(
+    server: InternalHTTPServer, max_body_size: int, environ: WSGIEnvironment, start_response: StartResponse
+) -> List[bytes]:
+    """One request under WSGI: refused here (413, 400) or dispatched, then started and returned."""
+    method = environ["REQUEST_METHOD"]
+    try:
+        body = _read_body(environ, max_body_size)
+    except RequestError as exc:
+        status, headers, payload = normalize_response({"status": exc.status, "body": exc.reason})
+        refusal = Refusal(exc.status, exc.reason, method, _request_target(environ), _connection_info(environ))
+        server.refused(refusal)
+    else:
+        status, headers, payload = dispatch(
+            server,
+            method,
+            _request_target(environ),
+            _request_headers(environ),
+            body,
+            _connection_info(environ),
+        )
+    start_response(_status_line(status), _end_to_end(headers))
+    return [payload] if method != "HEAD" else []
 
 
 def _request_target(environ: WSGIEnvironment) -> str:

@@ -159,3 +159,10 @@ def server_closed(sock: socket.socket) -> bool:
         return sock.recv(1) == b""
     except ConnectionResetError:
         return True
+
+
+def no_control_socket() -> List[str]:
+    """gunicorn's option against the control socket it opens in $HOME by default; none before it had one."""
+    from gunicorn.config import KNOWN_SETTINGS
+
+    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []

@@ -24,9 +24,9 @@ from pathlib import Path
 from typing import Any, Dict, Iterator, Optional, Tuple
 
 import pytest
-from framework_support import TIMEOUT, RecordingServer
+from framework_support import TIMEOUT, RecordingServer, no_control_socket
 from internalhttp import ConnectionInfo, make_wsgi_app
-from internalhttp.server import local_endpoint
+from internalhttp.request import local_endpoint
 from internalhttp.serving import RunningServer
 
 Environ = Dict[str, Any]
@@ -290,13 +290,6 @@ class _UnixHTTPConnection(http.client.HTTPConnection):
         self.sock.connect(self._path)
 
 
-def _no_control_socket() -> list[str]:
-    """gunicorn 24+ opens a control socket in $HOME unless told not to; older ones have no such option."""
-    from gunicorn.config import KNOWN_SETTINGS
-
-    return ["--no-control-socket"] if any(s.name == "control_socket_disable" for s in KNOWN_SETTINGS) else []
-
-
 @pytest.fixture(scope="module")
 def gunicorn_two_binds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tuple[int, str]]:
     """gunicorn serving the reporting app under SCRIPT_NAME=/api on 127.0.0.1 and a unix socket."""
@@ -305,7 +298,7 @@ def gunicorn_two_binds(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Tup
     (folder / "reporting_app.py").write_text(textwrap.dedent(REPORTING_APP))
     unix_path = str(folder / "g.sock")
     command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--bind", f"unix:{unix_path}"]
-    command += ["--workers", "1", "--chdir", str(folder), "--graceful-timeout", "2", *_no_control_socket()]
+    command += ["--workers", "1", "--chdir", str(folder), "--graceful-timeout", "2", *no_control_socket()]
     command += ["reporting_app:application"]
     environment = {"PATH": "/usr/bin:/bin", "SCRIPT_NAME": "/api", "HOME": str(folder)}
     process = subprocess.Popen(

@@ -175,18 +175,22 @@ def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
 
     app = build_app()
     seen: Dict[str, object] = {}
-    started = threading.Event()
+    announced = threading.Event()
     real_serve = serving.serve
+    real_announce = serving._announce
 
     def serve_and_tell(*args: object, **kwargs: object) -> RunningServer:
         running = real_serve(*args, **kwargs)  # type: ignore[arg-type]
         seen["running"] = running
-        started.set()
         return running
+
+    def announce_and_tell(line: str) -> None:
+        real_announce(line)
+        announced.set()  # from here on Ctrl-C is handled, as the docstring promises
 
     def user_at_the_keyboard() -> None:
         try:
-            if started.wait(TIMEOUT):
+            if announced.wait(TIMEOUT):
                 running = seen["running"]
                 assert isinstance(running, RunningServer)
                 client = http.client.HTTPConnection(running.host, running.port, timeout=TIMEOUT)
@@ -196,6 +200,7 @@ def test_serve_forever_blocks_until_interrupted_with_ctrl_c(
             _thread.interrupt_main()  # what Ctrl-C does
 
     monkeypatch.setattr(serving, "serve", serve_and_tell)
+    monkeypatch.setattr(serving, "_announce", announce_and_tell)
     keyboard = threading.Thread(target=user_at_the_keyboard)
     keyboard.start()
     serve_forever(app, "127.0.0.1", 0)

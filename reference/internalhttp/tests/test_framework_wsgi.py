@@ -20,7 +20,7 @@ from wsgiref.util import setup_testing_defaults
 from wsgiref.validate import validator
 
 import pytest
-from framework_support import TIMEOUT, RecordingServer
+from framework_support import TIMEOUT, RecordingServer, no_control_socket
 from internalhttp import ConnectionInfo, Headers, make_wsgi_app
 
 Environ = Dict[str, Any]
@@ -386,7 +386,8 @@ def gunicorn_url(tmp_path: Path) -> Iterator[Tuple[str, int, queue.Queue[str]]]:
     pytest.importorskip("gunicorn")
     (tmp_path / "app_under_gunicorn.py").write_text(textwrap.dedent(GUNICORN_APP))
     command = [sys.executable, "-m", "gunicorn", "--bind", "127.0.0.1:0", "--workers", "1"]
-    command += ["--chdir", str(tmp_path), "--graceful-timeout", "2", "app_under_gunicorn:application"]
+    command += ["--chdir", str(tmp_path), "--graceful-timeout", "2", *no_control_socket()]
+    command += ["app_under_gunicorn:application"]
     process = subprocess.Popen(command, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True)
     lines: queue.Queue[str] = queue.Queue()
     reader = threading.Thread(target=lambda: [lines.put(line) for line in process.stderr or ()], daemon=True)
