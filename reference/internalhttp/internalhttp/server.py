@@ -33,7 +33,7 @@ from internalhttp.redaction import (
 
 # The value types live in internalhttp.request; re-exported here (see __all__),
 # where they were first defined and where callers import them from.
-from internalhttp.request import ConnectionInfo, Exchange, Headers, Refusal, Request
+from internalhttp.request import UNKNOWN_CONNECTION, ConnectionInfo, Exchange, Headers, Refusal, Request
 from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
@@ -43,6 +43,7 @@ from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_
 from internalhttp.wire import TOKEN as _METHOD_TOKEN
 
 __all__ = [
+    "UNKNOWN_CONNECTION",
     "ConnectionInfo",
     "Headers",
     "InternalHTTPServer",
@@ -228,7 +229,8 @@ class InternalHTTPServer:
         exchange = _SERVING.get()
         if exchange is not None:
             _SERVING.set(None)
-        return Request(method, target, path, query, headers, connection, found, exchange)
+        known = connection if connection is not None else UNKNOWN_CONNECTION
+        return Request(method, target, path, query, headers, known, found, exchange)
 
     def dispatch(self, request: Request, body: bytes = b"") -> Any:
         """Answer a prepared request: call its handler, or build the 404 or 405 response."""
@@ -304,7 +306,7 @@ class InternalHTTPServer:
         ``handle_request`` (a span's context) is still current.
         """
         if access_logger.isEnabledFor(logging.INFO):
-            client = getattr(request.connection, "client_address", None) or "-"
+            client = request.connection.client_address or "-"
             access_logger.info(
                 '%s - "%s %s" %d %d',
                 client,
