@@ -34,7 +34,7 @@ from internalhttp.redaction import (
 # The value types live in internalhttp.request; re-exported here (see __all__),
 # where they were first defined and where callers import them from.
 from internalhttp.request import UNKNOWN_CONNECTION, ConnectionInfo, Exchange, Headers, Refusal, Request
-from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
+from internalhttp.response import NormalizedResponse, Outcome, outcome_of
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
 # An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
@@ -288,7 +288,7 @@ class InternalHTTPServer:
         here, inside whatever wraps the request (a span's context), and the
         outcome is left for the serving layer, which sends it as it is.
         """
-        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        outcome = outcome_of(value, error)
         exchange = request.exchange
         if exchange is not None:
             if outcome.error is not None and not exchange.raise_exceptions:
@@ -387,7 +387,7 @@ class InternalHTTPServer:
         framework's ``handle_request``: its value still gets the one rule,
         and a failure its log line.
         """
-        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        outcome = outcome_of(value, error)
         if outcome.error is not None:
             self._log_failure_line(method, target, outcome.error)
         return outcome
