@@ -395,7 +395,9 @@ class _RequestTelemetry:
             with _guard.RECORD_RESPONSE:
                 error_type = self._outcomes.on_span(span, status, error)
                 if response is not None and state.server_span_recording:
-                    span.set_attributes(self._reading.response_attributes(response))
+                    recorded = self._reading.response_attributes(response)
+                    if recorded:  # most requests capture nothing: no call into the SDK for it
+                        span.set_attributes(recorded)
             if error is not None:
                 with _guard.EMIT_EXCEPTION:
                     self._outcomes.emit_exception(error)
