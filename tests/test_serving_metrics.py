@@ -78,7 +78,8 @@ def wait_for(condition: Callable[[], bool]) -> None:
 
 def closed_reasons(reader: InMemoryMetricReader) -> list[str]:
     points = metric_points(reader, "internalhttp.server.connection.duration")
-    return sorted(p.attributes["internalhttp.connection.close_reason"] for p in points for _ in range(p.count))
+    reason = "internalhttp.connection.close_reason"
+    return sorted(point.attributes[reason] for point in points for _ in range(point.count))
 
 
 def test_a_kept_alive_connection_is_counted_open_then_closed_with_its_requests(
@@ -163,7 +164,10 @@ def test_a_waiting_connection_closed_to_make_room_is_a_rejection_at_capacity(
 
     (rejected,) = metric_points(metric_reader, "internalhttp.server.rejected_connections")
     assert rejected.value == 1
-    assert dict(rejected.attributes) == {"network.transport": "tcp", "internalhttp.rejection.reason": "capacity"}
+    assert dict(rejected.attributes) == {
+        "network.transport": "tcp",
+        "internalhttp.rejection.reason": "capacity",
+    }
 
 
 def test_a_connection_idle_past_the_head_timeout_closes_as_idle(
