@@ -85,8 +85,10 @@ class BodyReader:
     Works on the connection's own buffer, so whatever is read past the end of
     this request (a pipelined next request) stays there for the next one.
 
-    The body has a deadline too, so that a client trickling it in cannot
-    hold a worker: ``head_timeout`` seconds, plus one second for every
+    The serving loop buffers a body before a worker gets its request
+    (:mod:`internalhttp.intake`), so this reads from the socket only in the
+    cases the loop leaves to the worker. Those have a deadline too, so that
+    a client trickling a body in cannot hold a worker: ``head_timeout`` seconds, plus one second for every
     :data:`_MIN_BODY_RATE` bytes received so far. A body that falls behind
     is answered with 408.
     """

@@ -35,7 +35,6 @@ from internalhttp.wire import (
     body_length,
     expects_continue,
     parse_request_line,
-    readable_request_line,
 )
 
 if TYPE_CHECKING:  # annotations only
@@ -204,7 +203,8 @@ class BodyIntake:
         self.forget(conn)
         self.release_bytes(conn)
         handler = RequestHandler(self._loop, conn, bytes(conn.buffer[:head_end]))
-        handler.method, handler.target = readable_request_line(handler.request_line)
+        # The line was read as valid when the body wait began (see body_wait).
+        handler.method, handler.target, handler.version = parse_request_line(handler.request_line)
         extra = (("Retry-After", "1"),) if status == 503 else ()
         with contextlib.suppress(OSError):  # a small answer on a socket with nothing unsent
             conn.sock.send(handler.refusal(status, reason, extra))

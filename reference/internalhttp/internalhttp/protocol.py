@@ -1,8 +1,9 @@
 """One request on a connection of the socket server: read it, have it served, answer or refuse it.
 
 Internal to :mod:`internalhttp.serving`: the serving loop (:mod:`internalhttp.loop`)
-hands a worker a connection whose request head is buffered; a
-:class:`RequestHandler` reads the head and the body, calls the application
+hands a worker a connection whose request head and body are buffered; a
+:class:`RequestHandler` reads the head and the body (from the buffer; from
+the socket only for what the loop left to it), calls the application
 through :func:`internalhttp.response.dispatch` and writes the response, or
 refuses the request (400, 408, 413, 414, 431, 501, 505) with a lingering
 close. What the request's fields decide (framing, keep-alive, ``100

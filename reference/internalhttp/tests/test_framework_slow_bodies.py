@@ -84,6 +84,7 @@ def test_slow_bodies_from_more_clients_than_workers_leave_ordinary_requests_fast
     assert buffered <= SLOW_CLIENTS * (rate * 1.5 + 16384)
     assert [status_line(answer) for answer in answers] == [b"HTTP/1.1 408 Request Timeout"] * SLOW_CLIENTS
     assert all(call.path == "/echo" and call.body == b"ordinary" for call in app.calls)
+    assert [(r.status, r.method, r.target) for r in app.refusals] == [(408, "POST", "/echo")] * SLOW_CLIENTS
 
 
 def test_a_body_sent_in_pieces_reaches_the_handler_whole(app: RecordingServer) -> None:
