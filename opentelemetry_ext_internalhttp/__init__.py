@@ -60,8 +60,10 @@ when instrument() or instrument_app() runs, then to the default.
                        (never the query). Env: OTEL_PYTHON_INTERNALHTTP_EXCLUDED_URLS,
                        else OTEL_PYTHON_EXCLUDED_URLS. Default: none.
   request_hook         hook(span, request) after the span starts.
-  response_hook        hook(span, request, response) before the span ends,
-                       when the handler returned; response is its value.
+  response_hook        hook(span, request, response) when the handler
+                       returned, before its response is made: response is
+                       its value, and what the hook changes in a response
+                       dict (a header) is what the client gets.
                        A hook's request is a read-only RequestView: method,
                        path (the target as sent), headers (lower-case names),
                        body, server.

@@ -198,7 +198,7 @@ def add_client(
     keys: AttributeKeys,
     client: Optional[str],
     forwarded: bool,
-    connection: Optional[ConnectionInfo],
+    connection: ConnectionInfo,
     client_port: bool,
 ) -> None:
     """The client: the socket's peer, and the original client behind trusted proxies.
@@ -214,8 +214,8 @@ def add_client(
     >>> attributes
     {'client.address': '203.0.113.9', 'network.peer.address': '10.0.0.1', 'network.peer.port': 5000}
     """
-    peer_address = getattr(connection, "client_address", None)
-    peer_port = getattr(connection, "client_port", None)
+    peer_address = connection.client_address
+    peer_port = connection.client_port
     if keys.old:
         _add_old_client(attributes, peer_address, peer_port, client if forwarded else None)
     if keys.new:
@@ -286,12 +286,8 @@ def code_attributes(location: CodeLocation, wanted: Iterable[str]) -> dict[str, 
     return {name: known[name] for name in wanted if known.get(name) is not None}
 
 
-def add_local(
-    attributes: dict[str, Any], connection: Optional[ConnectionInfo], address: bool, port: bool
-) -> None:
+def add_local(attributes: dict[str, Any], connection: ConnectionInfo, address: bool, port: bool) -> None:
     """The opt-in ``network.local.address`` / ``network.local.port`` of the socket the request came on."""
-    if connection is None:
-        return
     if address and connection.server_address:
         attributes[NETWORK_LOCAL_ADDRESS] = connection.server_address
     if port and connection.server_port:

@@ -14,7 +14,7 @@ from typing import Any, Optional
 
 from internalhttp.redaction import redact_path
 from internalhttp.response import NormalizedResponse
-from internalhttp.server import Headers, InternalHTTPServer, Request
+from internalhttp.server import UNKNOWN_CONNECTION, Headers, InternalHTTPServer, Request
 from opentelemetry.semconv._incubating.attributes.http_attributes import (
     HTTP_REQUEST_BODY_SIZE,
     HTTP_RESPONSE_BODY_SIZE,
@@ -102,13 +102,13 @@ class RequestReading:
     def origin_of(self, request: Request) -> Origin:
         """Who sent the request and what it addressed, believing only trusted proxies."""
         connection = request.connection
-        root = getattr(connection, "root_path", "") or ""
+        root = connection.root_path
         origin = self._settings.proxies.origin(
             request.target,
             request.headers.lowered(),
-            getattr(connection, "client_address", None),
-            getattr(connection, "transport", "tcp"),
-            getattr(connection, "scheme", None),
+            connection.client_address,
+            connection.transport,
+            connection.scheme,
             root,
         )
         if origin.prefix != root and self._prefixes.admit(origin.prefix) is None:
@@ -125,7 +125,7 @@ class RequestReading:
         path = origin.prefix + request.path
         if excluded.url_disabled(path):
             return True
-        host = origin.host or getattr(request.connection, "server_address", None)
+        host = origin.host or request.connection.server_address
         return bool(host) and excluded.url_disabled(f"{origin.scheme}://{host}{path}")
 
     def shared_for(self, server: InternalHTTPServer, request: Request, origin: Origin) -> SharedAttributes:
@@ -133,7 +133,7 @@ class RequestReading:
         method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
         found = request.match
         route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
-        version = protocol_version(getattr(request.connection, "protocol_version", None))
+        version = protocol_version(request.connection.protocol_version)
         # The handler's location: two servers may route one template to two handlers.
         location = found.location if self.code_opt_ins else None
         key = (method, route, origin.scheme, version, location)
@@ -176,12 +176,12 @@ class RequestReading:
         server = server_of(origin)
         if server[0] is None:
             # No host named: the socket's own address stands in.
-            server = (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
+            server = (connection.server_address, connection.server_port)
         add_server(attributes, keys, origin.host, server)
         client_port = "client.port" in self.span_opt_ins
         add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
         add_user_agent(attributes, keys, headers)
-        queue_time = getattr(connection, "queue_time", None)
+        queue_time = connection.queue_time
         if queue_time is not None and self._settings.additions.serving_metrics:
             attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
         # Captured headers belong to the server span; a nested span would repeat them.
@@ -209,8 +209,8 @@ class RequestReading:
         opted = self.span_opt_ins
         connection = request.connection
         add_local(attributes, connection, "network.local.address" in opted, "network.local.port" in opted)
-        if "network.transport" in opted and connection is not None:
-            attributes[NETWORK_TRANSPORT] = getattr(connection, "transport", "tcp")
+        if "network.transport" in opted and connection != UNKNOWN_CONNECTION:
+            attributes[NETWORK_TRANSPORT] = connection.transport
         if "user_agent.synthetic.type" in opted:
             synthetic = synthetic_type(request.headers.lowered())
             if synthetic:
@@ -236,9 +236,7 @@ class RequestReading:
         connection = request.connection
         # The serving layer's local address, not the client's Host: bounded
         # by the machine, and by BoundedValues should a layer report otherwise.
-        local = self._server_addresses.admit(
-            (getattr(connection, "server_address", None), getattr(connection, "server_port", None))
-        )
+        local = self._server_addresses.admit((connection.server_address, connection.server_port))
         if local is not None:
             if "server.address" in self.metric_opt_ins and local[0]:
                 extras[SERVER_ADDRESS] = local[0]

@@ -23,7 +23,14 @@ from typing import Any, Callable, NamedTuple, Optional, cast
 
 from internalhttp.response import NormalizedResponse, Outcome
 from internalhttp.routing import NOT_FOUND, split_target
-from internalhttp.server import ConnectionInfo, Headers, InternalHTTPServer, Refusal, Request
+from internalhttp.server import (
+    UNKNOWN_CONNECTION,
+    ConnectionInfo,
+    Headers,
+    InternalHTTPServer,
+    Refusal,
+    Request,
+)
 from opentelemetry import context, trace
 from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
@@ -221,7 +228,13 @@ class _RequestTelemetry:
         with _guard.START:
             path, query = split_target(refusal.target) if refusal.target.startswith("/") else ("", None)
             request = Request(
-                refusal.method, refusal.target, path, query, Headers(), refusal.connection, NOT_FOUND
+                refusal.method,
+                refusal.target,
+                path,
+                query,
+                Headers(),
+                refusal.connection or UNKNOWN_CONNECTION,
+                NOT_FOUND,
             )
             state = self._start(server, request, None, run_hooks=False)
         if state is not None:
@@ -240,7 +253,8 @@ class _RequestTelemetry:
             text = target if isinstance(target, str) else ""
             path, query = split_target(text) if text else ("", None)
             # The method as it came, whatever it is: the normalizer records a non-token as _OTHER.
-            request = Request(cast(str, method), text, path, query, Headers(), connection, NOT_FOUND)
+            known = connection if connection is not None else UNKNOWN_CONNECTION
+            request = Request(cast(str, method), text, path, query, Headers(), known, NOT_FOUND)
             state = self._start(server, request, None)
         if state is not None:
             self._finish(state, None, error)
@@ -326,9 +340,7 @@ class _RequestTelemetry:
             return public
         if public == UNTRUSTED:
             connection = request.connection
-            return not self._settings.proxies.trusts_peer(
-                getattr(connection, "client_address", None), getattr(connection, "transport", "tcp")
-            )
+            return not self._settings.proxies.trusts_peer(connection.client_address, connection.transport)
         decision = True  # a callable that fails: public, the side that trusts no one
         with _guard.DECIDE_PUBLIC:
             view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
@@ -386,7 +398,9 @@ class _RequestTelemetry:
             with _guard.RECORD_RESPONSE:
                 error_type = self._outcomes.on_span(span, status, error)
                 if response is not None and state.server_span_recording:
-                    span.set_attributes(self._reading.response_attributes(response))
+                    recorded = self._reading.response_attributes(response)
+                    if recorded:  # most requests capture nothing: no call into the SDK for it
+                        span.set_attributes(recorded)
             if error is not None:
                 with _guard.EMIT_EXCEPTION:
                     self._outcomes.emit_exception(error)

@@ -115,6 +115,17 @@ def test_each_refusal_before_dispatch_is_one_span_and_point_with_the_status_sent
     assert [r for r in caplog.records if r.levelno >= logging.WARNING] == []
 
 
+def test_a_505_refusal_records_the_method_its_request_line_carried(
+    running: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader
+) -> None:
+    exchange(running.port, b"GET /items/1 HTTP/2.0\r\n\r\n")
+
+    (span,) = span_exporter.get_finished_spans()
+    assert (span.name, span.attributes[HTTP_REQUEST_METHOD]) == ("GET", "GET")
+    assert "http.request.method_original" not in span.attributes
+    assert [point[HTTP_REQUEST_METHOD] for point in point_attributes(metric_reader, DURATION)] == ["GET"]
+
+
 def test_a_wsgi_refusal_is_one_span_with_the_status_sent(
     instrumentor: Any, providers: dict[str, Any], span_exporter: InMemorySpanExporter
 ) -> None:

@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # annotations only
     from internalhttp.response import Outcome
 
 __all__ = [
+    "UNKNOWN_CONNECTION",
     "ConnectionInfo",
     "Exchange",
     "Headers",
@@ -203,7 +204,8 @@ class Request(NamedTuple):
     its parts (see :func:`~internalhttp.routing.split_target`); ``match``
     is what the route table made of the method and path. Everything that
     looks at a request before or after its handler (logging, telemetry)
-    reads it from here instead of parsing the request again.
+    reads it from here instead of parsing the request again. ``connection``
+    is :data:`UNKNOWN_CONNECTION` for a request dispatched with none.
     """
 
     method: str
@@ -211,10 +213,14 @@ class Request(NamedTuple):
     path: str
     query: Optional[str]
     headers: Headers
-    connection: Optional[ConnectionInfo]
+    connection: ConnectionInfo
     match: RouteMatch
     # The serving layer's exchange, when a serving layer is serving this request.
     exchange: Optional[Exchange] = None
+
+
+# The connection of a request dispatched in-process, with no socket: nothing is known of it.
+UNKNOWN_CONNECTION = ConnectionInfo()
 
 
 class Exchange:

@@ -52,6 +52,7 @@ __all__ = [
     "dispatch",
     "internal_server_error",
     "normalize_response",
+    "outcome_of",
     "response_for",
 ]
 
@@ -228,6 +229,15 @@ def response_for(value: Any) -> Outcome:
         return Outcome(normalize_response(value), value)
     except Exception as error:
         return Outcome(internal_server_error(), value, error)
+
+
+def outcome_of(value: Any, error: Optional[Exception] = None) -> Outcome:
+    """How a request ended: :func:`response_for` the handler's value, or the 500 for its exception.
+
+    >>> outcome_of(None, RuntimeError("down")).response.status, outcome_of("ok").response.status
+    (500, 200)
+    """
+    return response_for(value) if error is None else Outcome(internal_server_error(), None, error)
 
 
 def dispatch(

@@ -34,8 +34,8 @@ from internalhttp.redaction import (
 
 # The value types live in internalhttp.request; re-exported here (see __all__),
 # where they were first defined and where callers import them from.
-from internalhttp.request import ConnectionInfo, Exchange, Headers, Refusal, Request
-from internalhttp.response import NormalizedResponse, Outcome, internal_server_error, response_for
+from internalhttp.request import UNKNOWN_CONNECTION, ConnectionInfo, Exchange, Headers, Refusal, Request
+from internalhttp.response import NormalizedResponse, Outcome, outcome_of
 from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_path, split_target
 
 # An HTTP method is a token (RFC 9110, section 9.1): ASCII only, so that
@@ -44,6 +44,7 @@ from internalhttp.routing import NOT_FOUND, Handler, Route, RouteMatch, compile_
 from internalhttp.wire import TOKEN as _METHOD_TOKEN
 
 __all__ = [
+    "UNKNOWN_CONNECTION",
     "ConnectionInfo",
     "Headers",
     "InternalHTTPServer",
@@ -231,7 +232,8 @@ class InternalHTTPServer:
         exchange = _SERVING.get()
         if exchange is not None:
             _SERVING.set(None)
-        return Request(method, target, path, query, headers, connection, found, exchange)
+        known = connection if connection is not None else UNKNOWN_CONNECTION
+        return Request(method, target, path, query, headers, known, found, exchange)
 
     def dispatch(self, request: Request, body: bytes = b"") -> Any:
         """Answer a prepared request: call its handler, or build the 404 or 405 response."""
@@ -289,7 +291,7 @@ class InternalHTTPServer:
         here, inside whatever wraps the request (a span's context), and the
         outcome is left for the serving layer, which sends it as it is.
         """
-        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        outcome = outcome_of(value, error)
         exchange = request.exchange
         if exchange is not None:
             if outcome.error is not None and not exchange.raise_exceptions:
@@ -307,7 +309,7 @@ class InternalHTTPServer:
         ``handle_request`` (a span's context) is still current.
         """
         if access_logger.isEnabledFor(logging.INFO):
-            client = getattr(request.connection, "client_address", None) or "-"
+            client = request.connection.client_address or "-"
             access_logger.info(
                 '%s - "%s %s" %d %d',
                 client,
@@ -388,7 +390,7 @@ class InternalHTTPServer:
         framework's ``handle_request``: its value still gets the one rule,
         and a failure its log line.
         """
-        outcome = response_for(value) if error is None else Outcome(internal_server_error(), None, error)
+        outcome = outcome_of(value, error)
         if outcome.error is not None:
             self._log_failure_line(method, target, outcome.error)
         return outcome
