@@ -169,6 +169,11 @@ when instrument() or instrument_app() runs, then to the default.
                        outside 500-599 (a 4xx) is rejected and logged.
                        Env: OTEL_PYTHON_INTERNALHTTP_SERVER_ERROR_STATUSES.
                        Default: every 5xx.
+  serving_metrics      the socket server's internalhttp.server.* metrics
+                       (connections, rejections, queueing, keep-alive reuse;
+                       see the README) and internalhttp.request.queue_time (s)
+                       on SERVER spans. Env: OTEL_PYTHON_INTERNALHTTP_SERVING_METRICS
+                       (true, false). Default: true.
   skip_dep_check       (instrument() only) instrument even if the installed
                        internalhttp is outside >= 2.0, < 3.0. Default: False.
 

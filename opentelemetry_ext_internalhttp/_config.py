@@ -67,6 +67,7 @@ from opentelemetry_ext_internalhttp._options import (
     SENSITIVE_QUERY_PARAMETERS_REPLACE,
     SERVER_ERROR_STATUSES,
     SERVER_TIMING,
+    SERVING_METRICS,
     TRUSTED_PROXIES,
     Option,
     PublicEndpoint,
@@ -92,6 +93,15 @@ class ExceptionSignal(NamedTuple):
     logs: bool
 
 
+class Additions(NamedTuple):
+    """What is recorded or sent beyond what the HTTP conventions ask for."""
+
+    # Server-Timing: traceparent on every response sent.
+    server_timing: bool
+    # The socket server's connection and queueing metrics, and the queue time on SERVER spans.
+    serving_metrics: bool
+
+
 class Settings(NamedTuple):
     """Everything configurable, in its parsed form."""
 
@@ -111,8 +121,8 @@ class Settings(NamedTuple):
     body_capture_limit: int
     # Path parameters whose values url.path, http.target and log lines redact.
     redacted_path_params: tuple[str, ...]
-    # Server-Timing: traceparent on every response sent.
-    server_timing: bool
+    # What is recorded or sent beyond the conventions.
+    additions: Additions
     # The status codes that make a SERVER span an error.
     server_error_statuses: frozenset[int]
 
@@ -317,7 +327,7 @@ def read_settings(options: Mapping[str, Any], config_file: Optional[ConfigFile] 
             value(SENSITIVE_PATH_PARAMETERS_REPLACE),
             value(SENSITIVE_PATH_PARAMETERS),
         ),
-        server_timing=value(SERVER_TIMING),
+        additions=Additions(value(SERVER_TIMING), value(SERVING_METRICS)),
         server_error_statuses=value(SERVER_ERROR_STATUSES),
     )
 

@@ -59,6 +59,7 @@ EMIT_EXCEPTION = LogAndGoOn("emit an exception log event")
 INJECT_RESPONSE_CONTEXT = LogAndGoOn("add traceresponse or Server-Timing to a response")
 DECIDE_PUBLIC = LogAndGoOn("run public_endpoint")
 DECIDE_EXCLUDED = LogAndGoOn("run exclude")
+RECORD_SERVING = LogAndGoOn("record a serving-layer metric")
 
 
 class LogAndRecordOnSpan(LogAndGoOn):

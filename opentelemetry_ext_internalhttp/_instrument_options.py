@@ -60,6 +60,7 @@ class RecordingOptions(TypedDict, total=False):
     opt_in: Optional[Names]
     body_capture_limit: Optional[int]
     server_timing: Optional[bool]
+    serving_metrics: Optional[bool]
 
 
 class PrivacyOptions(TypedDict, total=False):

@@ -135,9 +135,10 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
 
 # The interceptions instrument_app sets on a server of another class.
 _INTERCEPTIONS = {"handle_request": handle_request, "refused": refused, "log_failure": log_failure}
-# The framework's redaction lists, which the telemetry's replace while it
-# records, so that log lines and spans redact alike.
-_REDACTION = ("sensitive_query_parameters", "sensitive_path_parameters")
+# What the telemetry puts in place of the framework's while it records: the
+# redaction lists, so that log lines and spans redact alike, and the serving
+# observer that turns what the socket server tells into metrics.
+_REDACTION = ("sensitive_query_parameters", "sensitive_path_parameters", "serving_observer")
 
 
 def set_class_telemetry(telemetry: Optional[_RequestTelemetry]) -> None:

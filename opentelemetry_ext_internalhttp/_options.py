@@ -260,6 +260,9 @@ SENSITIVE_PATH_PARAMETERS_REPLACE = Option(
 SERVER_TIMING = Option(
     "server_timing", ("OTEL_PYTHON_INTERNALHTTP_SERVER_TIMING",), parse_boolean, False, "true, false"
 )
+SERVING_METRICS = Option(
+    "serving_metrics", ("OTEL_PYTHON_INTERNALHTTP_SERVING_METRICS",), parse_boolean, True, "true, false"
+)
 EXCLUDE = Option("exclude", (), parse_callable, None, "a callable given the request view")
 EXCLUDED_METHODS = Option(
     "excluded_methods",
@@ -294,4 +297,5 @@ OPTIONS = (
     EXCLUDE,
     EXCLUDED_METHODS,
     SERVER_ERROR_STATUSES,
+    SERVING_METRICS,
 )

@@ -49,6 +49,7 @@ from opentelemetry_ext_internalhttp._methods import NO_METHODS, MethodNormalizer
 from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes, shared_attributes
 from opentelemetry_ext_internalhttp._options import CODE_OPT_INS, METRIC_OPT_INS, SPAN_OPT_INS
 from opentelemetry_ext_internalhttp._proxies import Origin, server_of
+from opentelemetry_ext_internalhttp._serving_metrics import QUEUE_TIME_ATTRIBUTE
 
 # Shared attributes are cached per (method, route, scheme, version): all of
 # them bounded, but the cache is bounded too, should a bug make one not be.
@@ -180,6 +181,9 @@ class RequestReading:
         client_port = "client.port" in self.span_opt_ins
         add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
         add_user_agent(attributes, keys, headers)
+        queue_time = connection.queue_time
+        if queue_time is not None and self._settings.additions.serving_metrics:
+            attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
         # Captured headers belong to the server span; a nested span would repeat them.
         patterns = self._settings.captured_request_headers
         if patterns and not nested:

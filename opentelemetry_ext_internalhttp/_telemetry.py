@@ -57,6 +57,7 @@ from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sen
 from opentelemetry_ext_internalhttp._proxies import Origin
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
 from opentelemetry_ext_internalhttp._response_headers import add_server_timing, inject_traceresponse
+from opentelemetry_ext_internalhttp._serving_metrics import ServingMetrics
 from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
 
@@ -144,6 +145,8 @@ class _RequestTelemetry:
         )
         meter = get_meter(_INSTRUMENTATION_NAME, __version__, meter_provider, schema_url=schema_url)
         self._instruments = Instruments(meter, keys, settings.opt_in)
+        # What the socket server tells about connections and queueing (see _instrumented).
+        self.serving_observer = ServingMetrics(meter) if settings.additions.serving_metrics else None
         self._reading = RequestReading(keys, settings)
         self._settings = settings
         self.sensitive_query_parameters = settings.redacted_query_params
@@ -375,7 +378,7 @@ class _RequestTelemetry:
         if state.shared is not None and request.exchange is not None:
             with _guard.INJECT_RESPONSE_CONTEXT:
                 inject_traceresponse(outcome.response)
-                if self._settings.server_timing:
+                if self._settings.additions.server_timing:
                     add_server_timing(outcome.response, state.span)
         self._finish(state, outcome.response, outcome.error)
 

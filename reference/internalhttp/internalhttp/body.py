@@ -17,17 +17,62 @@ from __future__ import annotations
 
 import socket
 import time
-from typing import List
+from typing import List, Tuple
 
 from internalhttp.wire import MAX_HEADERS, RequestError, parse_chunk_size
 
-__all__ = ["BodyReader", "ClientGone"]
+__all__ = ["BodyReader", "ClientGone", "scan_chunked"]
 
 _MAX_LINE = 65536  # longest chunk-size or trailer line, as http.server allowed
 # The slowest average rate, in bytes per second, at which a request body may
 # arrive once ``head_timeout`` has passed (see BodyReader): slow enough for any
 # real client, fast enough that trickling bodies cannot hold the workers long.
 _MIN_BODY_RATE = 8192
+
+
+def scan_chunked(buffer: bytearray, pos: int, total: int, limit: int) -> Tuple[int, int, bool]:
+    """Walk the complete chunks of a chunked body in ``buffer`` from ``pos``, without copying them.
+
+    Returns where the first chunk not yet complete starts, the size of the
+    chunks walked so far (``total`` is what earlier calls walked), and
+    whether the whole body, trailers included, is buffered; so a body that
+    arrives in pieces is walked once. Raises :class:`RequestError` as
+    :meth:`BodyReader.read_chunked` does for what it would refuse.
+
+    >>> scan_chunked(bytearray(b"5\\r\\nhello\\r\\n3\\r\\nab"), 0, 0, 100)
+    (10, 5, False)
+    >>> scan_chunked(bytearray(b"5\\r\\nhello\\r\\n0\\r\\n\\r\\n"), 10, 5, 100)
+    (10, 5, True)
+    """
+    while True:
+        line_end = buffer.find(b"\n", pos, pos + _MAX_LINE + 1)
+        if line_end < 0:
+            if len(buffer) - pos > _MAX_LINE:
+                raise RequestError(400, "Line too long in chunked body")
+            return pos, total, False
+        size = parse_chunk_size(bytes(buffer[pos : line_end + 1]))
+        if size == 0:
+            return pos, total, _trailers_end(buffer, line_end + 1) >= 0
+        if total + size > limit:
+            raise RequestError(413, "Request body too large")
+        chunk_end = line_end + 1 + size + 2
+        if len(buffer) < chunk_end:
+            return pos, total, False
+        if buffer[chunk_end - 2 : chunk_end] != b"\r\n":
+            raise RequestError(400, "Chunk not followed by CRLF")
+        pos, total = chunk_end, total + size
+
+
+def _trailers_end(buffer: bytearray, pos: int) -> int:
+    """Where the trailer section starting at ``pos`` ends (after its empty line); -1 if not buffered yet."""
+    for _ in range(MAX_HEADERS + 1):
+        line_end = buffer.find(b"\n", pos)
+        if line_end < 0:
+            return -1
+        if line_end == pos or (line_end == pos + 1 and buffer[pos] == 13):  # CR
+            return line_end + 1
+        pos = line_end + 1
+    return pos  # too many trailer fields: ready, for the worker to refuse
 
 
 class ClientGone(Exception):
@@ -40,8 +85,10 @@ class BodyReader:
     Works on the connection's own buffer, so whatever is read past the end of
     this request (a pipelined next request) stays there for the next one.
 
-    The body has a deadline too, so that a client trickling it in cannot
-    hold a worker: ``head_timeout`` seconds, plus one second for every
+    The serving loop buffers a body before a worker gets its request
+    (:mod:`internalhttp.intake`), so this reads from the socket only in the
+    cases the loop leaves to the worker. Those have a deadline too, so that
+    a client trickling a body in cannot hold a worker: ``head_timeout`` seconds, plus one second for every
     :data:`_MIN_BODY_RATE` bytes received so far. A body that falls behind
     is answered with 408.
     """

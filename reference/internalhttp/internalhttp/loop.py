@@ -1,12 +1,14 @@
-"""The socket server's serving loop: accepting connections and reading request heads.
+"""The socket server's serving loop: accepting connections, reading request heads and bodies.
 
 Internal to :mod:`internalhttp.serving`. One thread runs
 :meth:`ServingLoop.serve_forever`: it accepts connections and reads request
-heads without blocking (with :mod:`selectors`), closes connections whose
-head is late, and hands each connection whose head is complete to the
-:class:`~internalhttp.workers.WorkerPool`, where a
+heads and bodies without blocking (with :mod:`selectors`), answers 408 to
+connections whose head or body is late, and hands each request that is
+completely read to the :class:`~internalhttp.workers.WorkerPool`, where a
 :class:`~internalhttp.protocol.RequestHandler` answers it. A kept-alive
-connection comes back to the loop to wait for its next request.
+connection comes back to the loop to wait for its next request. What
+happens to connections is told to the application's serving observer
+(:mod:`internalhttp.observe`).
 """
 
 from __future__ import annotations
@@ -22,6 +24,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 
+from internalhttp.intake import BodyIntake, body_wait
+from internalhttp.listening import ACCEPT, FD_WARNING_INTERVAL, Listener, Waker
+from internalhttp.observe import notify
 from internalhttp.protocol import Connection, Limits, RequestHandler
 from internalhttp.wire import readable_request_line
 from internalhttp.workers import WorkerPool
@@ -45,64 +50,15 @@ _TICK = 0.25
 # After the process ran out of file descriptors and there was no waiting
 # connection to close, accepting pauses this long instead of spinning.
 _ACCEPT_BACKOFF = 0.1
-_FD_WARNING_INTERVAL = 60.0
 # A worker that answered a kept-alive connection waits this long for the next
 # request before handing the connection back to the loop, and serves at most
 # this many requests of one connection in a row.
 _FOLLOW_UP_WAIT = 0.002
 _FOLLOW_UPS = 100
-_ACCEPT = object()  # selector key data of the listening socket
 # Sent, if the socket takes it at once, to a client whose head timed out.
 _REQUEST_TIMEOUT = b"HTTP/1.1 408 Request Timeout\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
-
-
-class _Waker:
-    """A socket pair through which other threads wake the loop from its ``select()``."""
-
-    def __init__(self) -> None:
-        self.reader, self._writer = socket.socketpair()
-        self.reader.setblocking(False)
-        self._writer.setblocking(False)
-
-    def wake(self) -> None:
-        with contextlib.suppress(OSError):  # full: the loop is awake anyway; closed: it is gone
-            self._writer.send(b"\0")
-
-    def drain(self) -> None:
-        with contextlib.suppress(OSError):
-            while self.reader.recv(4096):
-                pass
-
-    def close_writer(self) -> None:
-        self._writer.close()
-
-
-class _Listener:
-    """The listening socket, and whether the loop is watching it for new connections.
-
-    Accepting pauses when every connection is busy (until one ends) or when
-    the process ran out of file descriptors (for a moment).
-    """
-
-    def __init__(self, sock: socket.socket, selector: selectors.BaseSelector) -> None:
-        self.sock = sock
-        self._selector = selector
-        self.accepting = False
-        self.paused_until: Optional[float] = None
-        self.last_fd_warning = -_FD_WARNING_INTERVAL
-
-    def pause(self, until: Optional[float]) -> None:
-        if self.accepting:
-            self._selector.unregister(self.sock)
-            self.accepting = False
-        self.paused_until = until
-
-    def resume(self) -> None:
-        self._selector.register(self.sock, selectors.EVENT_READ, _ACCEPT)
-        self.accepting = True
-
-    def may_resume(self, now: float) -> bool:
-        return not self.accepting and (self.paused_until is None or now >= self.paused_until)
+# Why a connection the loop waited on closed, by what it was waiting for.
+_TIMEOUT_REASONS = ("idle_timeout", "head_timeout")
 
 
 class ServingLoop:
@@ -111,8 +67,9 @@ class ServingLoop:
     Connections waiting for a request head are in ``_waiting``, in the order
     they started waiting; as every wait is ``head_timeout`` long, that is
     also the order of their deadlines, so expiring them and choosing the
-    oldest to close are both cheap. Connections a worker holds are counted
-    in ``_in_flight`` and come back through ``_returned``.
+    oldest to close are both cheap. Connections whose request body is being
+    read are the ``_intake``'s. Connections a worker holds are counted in
+    ``_in_flight`` and come back through ``_returned``.
     """
 
     def __init__(self, app: InternalHTTPServer, address: Tuple[str, int], limits: Limits) -> None:
@@ -123,11 +80,12 @@ class ServingLoop:
         listening.setblocking(False)
         self.server_address: Tuple[str, int] = listening.getsockname()[:2]
         self._selector = selectors.DefaultSelector()
-        self._listener = _Listener(listening, self._selector)
-        self._waker = _Waker()
+        self._listener = Listener(listening, self._selector)
+        self._waker = Waker()
         self._waiting: Dict[socket.socket, Connection] = {}
         self._returned: List[Connection] = []
         self._in_flight = 0
+        self._intake = BodyIntake(self)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
         self._loop_done = False
@@ -158,14 +116,14 @@ class ServingLoop:
     def _on_ready(self, data: Any) -> None:
         if data is None:
             self._waker.drain()
-        elif data is _ACCEPT:
+        elif data is ACCEPT:
             self._accept()
-        else:
+        elif not self._intake.on_ready(data):
             self._read_head(data)
 
     def _open_count(self) -> int:
         with self._lock:
-            return len(self._waiting) + len(self._returned) + self._in_flight
+            return len(self._waiting) + len(self._intake) + len(self._returned) + self._in_flight
 
     def _accept(self) -> None:
         for _ in range(_ACCEPT_BATCH):
@@ -182,28 +140,35 @@ class ServingLoop:
                     return
                 continue  # e.g. ECONNABORTED: that client is gone, the next may not be
             if self._open_count() >= self.limits.max_connections:
-                self._close_oldest()
+                self._close_oldest("capacity")
             sock.setblocking(False)
             with contextlib.suppress(OSError):
                 # The response is one write; without this a kept-alive client's
                 # delayed ACK can hold back the next response.
                 sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            self._watch(Connection(sock, address))
+            notify(self.app, "connection_opened")
+            self._watch(Connection(sock, address, time.monotonic()))
 
     def _out_of_descriptors(self) -> None:
         now = time.monotonic()
-        if now - self._listener.last_fd_warning >= _FD_WARNING_INTERVAL:
+        if now - self._listener.last_fd_warning >= FD_WARNING_INTERVAL:
             self._listener.last_fd_warning = now
             logger.warning("internalhttp: out of file descriptors; closing the oldest waiting connection")
-        if not self._close_oldest():
+        if not self._close_oldest("descriptors"):
             self._listener.pause(now + _ACCEPT_BACKOFF)  # instead of spinning on accept()
 
-    def _close_oldest(self) -> bool:
+    def _close_oldest(self, reason: str) -> bool:
         for conn in self._waiting.values():
             self._unwatch(conn)
-            conn.close()
+            notify(self.app, "connection_rejected", reason)
+            self.close(conn, reason)
             return True
         return False
+
+    def close(self, conn: Connection, reason: str) -> None:
+        """Close a connection, telling the observer why (see internalhttp.observe.CLOSE_REASONS)."""
+        notify(self.app, "connection_closed", time.monotonic() - conn.opened, conn.requests, reason)
+        conn.close()
 
     def _maybe_resume(self, now: float) -> None:
         if not self._listener.may_resume(now):
@@ -238,7 +203,7 @@ class ServingLoop:
             data = b""
         if not data:
             self._unwatch(conn)
-            conn.close()
+            self.close(conn, "client_closed")
             return
         conn.buffer += data
         self._check_head(conn)
@@ -258,13 +223,28 @@ class ServingLoop:
         head_end = found.end()
         if head_end > self.limits.max_head_size:
             self._hand_over(conn, self._refuse_head)
-        else:
+            return
+        wait = body_wait(buffer, head_end, self.limits.max_body_size)
+        if wait is None:
             self._hand_over(conn, lambda conn: self._serve_one(conn, head_end))
+            return
+        with self._lock:  # still registered with the selector: only its role changes
+            del self._waiting[conn.sock]
+        self._intake.start(conn, wait)
 
-    def _hand_over(self, conn: Connection, task: Callable[[Connection], bool]) -> None:
-        self._unwatch(conn)
+    def hand_over_request(self, conn: Connection, head_end: int) -> None:
+        """Have a worker answer the request whose head ends at ``head_end`` (its body buffered)."""
+        self._hand_over(conn, lambda conn: self._serve_one(conn, head_end))
+
+    def _hand_over(self, conn: Connection, task: Callable[[Connection], Optional[str]]) -> None:
+        if conn.body is not None:
+            self._intake.forget(conn)
+        else:
+            self._unwatch(conn)
         with self._lock:
             self._in_flight += 1
+        conn.queued_at = time.monotonic()
+        notify(self.app, "request_queued")
         self._pool.submit(lambda: self._run(conn, task))
 
     def _take_returned(self) -> None:
@@ -277,21 +257,22 @@ class ServingLoop:
         while self._waiting:
             conn = next(iter(self._waiting.values()))
             if conn.deadline > now:
-                return
+                break
             self._unwatch(conn)
             if conn.buffer:  # a head started but not finished in time
                 with contextlib.suppress(OSError):
                     conn.sock.send(_REQUEST_TIMEOUT)
-            conn.close()
+            self.close(conn, _TIMEOUT_REASONS[bool(conn.buffer)])
+        self._intake.expire(now)
 
     def _finish_loop(self) -> None:
         with self._lock:
             self._loop_done = True
-            leftovers = list(self._waiting.values()) + self._returned
+            leftovers = [*self._waiting.values(), *self._intake.clear(), *self._returned]
             self._waiting.clear()
             self._returned = []
-        for conn in leftovers:  # idle or half-sent: nothing to finish
-            conn.close()
+        for conn in leftovers:  # idle, half-sent or refused: nothing to finish
+            self.close(conn, "shutdown")
         self._selector.close()
         self._listener.sock.close()
         self._waker.reader.close()
@@ -299,26 +280,36 @@ class ServingLoop:
 
     # -- on a worker thread ----------------------------------------------------
 
-    def _run(self, conn: Connection, task: Callable[[Connection], bool]) -> None:
-        keep = False
+    def _run(self, conn: Connection, task: Callable[[Connection], Optional[str]]) -> None:
+        close_reason: Optional[str] = "error"
+        conn.queue_time = time.monotonic() - conn.queued_at
+        notify(self.app, "request_dequeued", conn.queue_time)
         try:
             conn.sock.settimeout(self.limits.head_timeout)  # blocking, bounded
-            keep = task(conn)
+            close_reason = task(conn)
         except Exception:
             self.handle_error(conn.sock, conn.address)
         finally:
-            self._give_back(conn, keep)
+            self._give_back(conn, close_reason)
 
-    def _serve_one(self, conn: Connection, head_end: int) -> bool:
+    def _serve_one(self, conn: Connection, head_end: int) -> Optional[str]:
+        """Answer the request whose head ends at ``head_end``, then any follow-up already here.
+
+        A follow-up is answered by this worker only when its body is
+        buffered too; otherwise the loop reads it (see internalhttp.intake).
+        """
         for _ in range(_FOLLOW_UPS):
             head = bytes(conn.buffer[:head_end])
             del conn.buffer[:head_end]
-            if not RequestHandler(self, conn, head).handle() or self._stopping.is_set():
-                return False
+            close_reason = RequestHandler(self, conn, head).handle()
+            conn.queue_time = 0.0  # a follow-up does not wait for a worker
+            self._intake.release_bytes(conn)
+            if close_reason is not None or self._stopping.is_set():
+                return close_reason or "shutdown"
             head_end = self._next_head(conn)
-            if head_end < 0:
+            if head_end < 0 or body_wait(conn.buffer, head_end, self.limits.max_body_size) is not None:
                 break
-        return True
+        return None
 
     def _next_head(self, conn: Connection) -> int:
         """Where the next request's head ends if it is already here, or arrives at once; else -1.
@@ -344,25 +335,27 @@ class ServingLoop:
         found = _HEAD_END.search(conn.buffer, 0, self.limits.max_head_size)
         return found.end() if found and not conn.buffer.startswith((b"\r", b"\n")) else -1
 
-    def _refuse_head(self, conn: Connection) -> bool:
+    def _refuse_head(self, conn: Connection) -> str:
         line_end = conn.buffer.find(b"\n", 0, self.limits.max_head_size)
         if line_end < 0:
             # Only the start of the request line is kept, for the access log.
             RequestHandler(self, conn, bytes(conn.buffer[:200])).refuse(414, "Request line too long")
-            return False
+            return "refused"
         handler = RequestHandler(self, conn, bytes(conn.buffer[:line_end]))
         handler.method, handler.target = readable_request_line(handler.request_line)
         handler.refuse(431, "Request head too large")
-        return False
+        return "refused"
 
-    def _give_back(self, conn: Connection, keep: bool) -> None:
+    def _give_back(self, conn: Connection, close_reason: Optional[str]) -> None:
+        self._intake.release_bytes(conn)  # when the task failed before its request was answered
         with self._lock:
             self._in_flight -= 1
-            keep = keep and not self._loop_done and not self._stopping.is_set()
-            if keep:
+            if close_reason is None and (self._loop_done or self._stopping.is_set()):
+                close_reason = "shutdown"
+            if close_reason is None:
                 self._returned.append(conn)
-        if not keep:
-            conn.close()
+        if close_reason is not None:
+            self.close(conn, close_reason)
         self._waker.wake()  # to watch it again, or to resume accepting
 
     def handle_error(self, sock: object, client_address: object) -> None:

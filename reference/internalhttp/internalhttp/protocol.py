@@ -1,8 +1,9 @@
 """One request on a connection of the socket server: read it, have it served, answer or refuse it.
 
 Internal to :mod:`internalhttp.serving`: the serving loop (:mod:`internalhttp.loop`)
-hands a worker a connection whose request head is buffered; a
-:class:`RequestHandler` reads the head and the body, calls the application
+hands a worker a connection whose request head and body are buffered; a
+:class:`RequestHandler` reads the head and the body (from the buffer; from
+the socket only for what the loop left to it), calls the application
 through :func:`internalhttp.response.dispatch` and writes the response, or
 refuses the request (400, 408, 413, 414, 431, 501, 505) with a lingering
 close. What the request's fields decide (framing, keep-alive, ``100
@@ -18,7 +19,7 @@ import logging
 import socket
 from email.utils import formatdate
 from http import HTTPStatus
-from typing import TYPE_CHECKING, List, NamedTuple, Tuple
+from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 
 from internalhttp.body import BodyReader, ClientGone
 from internalhttp.redaction import escape_control, loggable_target
@@ -37,6 +38,7 @@ from internalhttp.wire import (
 )
 
 if TYPE_CHECKING:  # annotations only: never bind the classes at run time
+    from internalhttp.intake import BodyWait
     from internalhttp.loop import ServingLoop
     from internalhttp.server import InternalHTTPServer
 
@@ -63,19 +65,39 @@ class Limits(NamedTuple):
     max_connections: int
     max_workers: int
     head_timeout: float
+    body_timeout: float
+    max_buffered_bytes: int
 
 
 class Connection:
     """A client connection and the bytes read from it but not yet used."""
 
-    __slots__ = ("address", "buffer", "deadline", "scanned", "sock")
+    __slots__ = (
+        "address",
+        "body",
+        "buffer",
+        "deadline",
+        "opened",
+        "queue_time",
+        "queued_at",
+        "requests",
+        "scanned",
+        "sock",
+    )
 
-    def __init__(self, sock: socket.socket, address: Tuple[str, int]) -> None:
+    def __init__(self, sock: socket.socket, address: Tuple[str, int], opened: float = 0.0) -> None:
         self.sock = sock
         self.address = address
         self.buffer = bytearray()
         self.deadline = 0.0
         self.scanned = 0  # how much of buffer is known to hold no head end
+        self.opened = opened  # time.monotonic() when accepted
+        self.requests = 0  # request heads read on it so far
+        # The body the loop is reading (an intake.BodyWait), until a worker answers the request.
+        self.body: Optional[BodyWait] = None
+        self.queued_at = 0.0  # when the request was handed to the worker pool
+        # How long the request being answered waited for a worker (see ConnectionInfo).
+        self.queue_time: Optional[float] = None
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
@@ -114,6 +136,8 @@ class RequestHandler:
 
     def __init__(self, server: ServingLoop, conn: Connection, head: bytes) -> None:
         self.server = server
+        self.conn = conn
+        conn.requests += 1
         self.sock = conn.sock
         self.client_address = conn.address
         self.reader = BodyReader(conn.sock, conn.buffer, server.limits.head_timeout)  # what follows the head
@@ -125,16 +149,19 @@ class RequestHandler:
         self.headers = http.client.HTTPMessage()
         self.close_connection = True
 
-    def handle(self) -> bool:
-        """Answer the request; return whether the connection stays open."""
+    def handle(self) -> Optional[str]:
+        """Answer the request; return None if the connection stays open, else why it closes.
+
+        The reasons are those of :data:`internalhttp.observe.CLOSE_REASONS`.
+        """
         try:
             self._parse_head()
             body = self._read_body()
         except RequestError as exc:
             self.refuse(exc.status, exc.reason)
-            return False
+            return "refused"
         except ClientGone:
-            return False
+            return "client_closed"
         status, headers, payload = dispatch(
             self.server.app,
             self.method,
@@ -144,7 +171,7 @@ class RequestHandler:
             self._connection_info(),
         )
         self._send(status, headers, payload)
-        return not self.close_connection
+        return "server_closed" if self.close_connection else None
 
     def _parse_head(self) -> None:
         try:
@@ -213,22 +240,8 @@ class RequestHandler:
         writing, read and discard what is still arriving for a moment, and
         only then let the connection close.
         """
-        self.close_connection = True
-        _report_refusal(
-            self.server.app, Refusal(status, reason, self.method, self.target, self._connection_info())
-        )
-        body = f"{status} {_phrase(status)}: {reason}\n".encode("ascii")
-        headers = [
-            ("Content-Type", "text/plain; charset=utf-8"),
-            ("Content-Length", str(len(body))),
-            ("Connection", "close"),
-        ]
-        # A refusal's access line, shaped like log_access()'s, the target as any log line shows it.
-        access_logger.info(
-            '%s - "%s" %d %d', self.client_address[0], _printable(self.request_line), status, len(body)
-        )
         self.sock.settimeout(self.server.limits.head_timeout)
-        self.sock.sendall(self._head(status, headers) + (b"" if self.method == "HEAD" else body))
+        self.sock.sendall(self.refusal(status, reason))
         with contextlib.suppress(OSError):  # includes the linger timeout
             self.sock.shutdown(socket.SHUT_WR)
             self.sock.settimeout(_LINGER_TIMEOUT)
@@ -238,6 +251,25 @@ class RequestHandler:
                 if not data:
                     break
                 drained += len(data)
+
+    def refusal(self, status: int, reason: str, extra: Tuple[Tuple[str, str], ...] = ()) -> bytes:
+        """Report a refusal to the application and log it; return the response to send."""
+        self.close_connection = True
+        _report_refusal(
+            self.server.app, Refusal(status, reason, self.method, self.target, self._connection_info())
+        )
+        body = f"{status} {_phrase(status)}: {reason}\n".encode("ascii")
+        headers = [
+            ("Content-Type", "text/plain; charset=utf-8"),
+            ("Content-Length", str(len(body))),
+            ("Connection", "close"),
+            *extra,
+        ]
+        # A refusal's access line, shaped like log_access()'s, the target as any log line shows it.
+        access_logger.info(
+            '%s - "%s" %d %d', self.client_address[0], _printable(self.request_line), status, len(body)
+        )
+        return self._head(status, headers) + (b"" if self.method == "HEAD" else body)
 
     def _connection_info(self) -> ConnectionInfo:
         transport, local_address, local_port = local_endpoint(self.sock)
@@ -250,4 +282,5 @@ class RequestHandler:
             scheme="http",
             protocol_version=self.version.partition("/")[2] or None,
             transport=transport,
+            queue_time=self.conn.queue_time,
         )

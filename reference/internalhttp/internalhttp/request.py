@@ -56,6 +56,10 @@ class ConnectionInfo:
     and both ports ``None``. ``root_path`` is where the application is
     mounted (WSGI ``SCRIPT_NAME``, percent-encoded, no trailing slash; ``""``
     at the root): the target the application routes on is below it.
+    ``queue_time`` is how long, in seconds, the request waited for a worker
+    of the socket server once it was read (``0.0`` for a kept-alive
+    connection's request served by the worker already holding it; ``None``
+    when the serving layer does not queue or does not know, as under WSGI).
     """
 
     client_address: Optional[str] = None
@@ -66,6 +70,7 @@ class ConnectionInfo:
     protocol_version: Optional[str] = None
     transport: str = "tcp"
     root_path: str = ""
+    queue_time: Optional[float] = None
 
 
 # What getsockname() says of a socket bound to every interface: not an address

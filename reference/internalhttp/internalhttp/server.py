@@ -24,6 +24,7 @@ import re
 from contextvars import ContextVar
 from typing import Any, Callable, Dict, Iterator, List, Mapping, Optional, Tuple
 
+from internalhttp.observe import ServingObserver
 from internalhttp.redaction import (
     SENSITIVE_PATH_PARAMETERS,
     SENSITIVE_QUERY_PARAMETERS,
@@ -85,6 +86,8 @@ class InternalHTTPServer:
     sensitive_query_parameters: Tuple[str, ...] = SENSITIVE_QUERY_PARAMETERS
     # Path parameters (of the route a request matched) whose values its log lines never show.
     sensitive_path_parameters: Tuple[str, ...] = SENSITIVE_PATH_PARAMETERS
+    # Told about connections and queueing by the socket server (see internalhttp.observe).
+    serving_observer: Optional[ServingObserver] = None
 
     def __init__(self, name: str) -> None:
         self.name = name

@@ -10,11 +10,14 @@ hostile clients:
 * at most ``max_connections`` connections are open: past it, the one that
   has waited longest for its head is closed to make room, so new clients
   are always accepted and no file descriptor is leaked or exhausted;
-* a connection whose head is complete goes to a pool of at most
-  ``max_workers`` threads, which read the body (``max_body_size`` at most,
-  413 otherwise, decided from ``Content-Length`` before reading) and call
-  the application; a kept-alive connection then goes back to the loop to
-  wait for its next request without holding a thread;
+* the loop reads request bodies too (``max_body_size`` at most, 413
+  otherwise, decided from ``Content-Length`` before reading), within
+  ``body_timeout`` seconds of the head (408 otherwise) and with at most
+  ``max_buffered_bytes`` buffered across all connections (503 past it), so
+  a client sending its body slowly holds no thread;
+* a request completely read goes to a pool of at most ``max_workers``
+  threads, which call the application; a kept-alive connection then goes
+  back to the loop to wait for its next request without holding a thread;
 * malformed requests are answered with a proper status line (400, 413, 414,
   431, 501, 505) and the connection closed, never with a traceback.
 
@@ -51,9 +54,11 @@ from typing import TYPE_CHECKING, Iterator, List
 from internalhttp.loop import ServingLoop
 from internalhttp.protocol import Limits
 from internalhttp.wire import (
+    DEFAULT_BODY_TIMEOUT,
     DEFAULT_GRACE_PERIOD,
     DEFAULT_HEAD_TIMEOUT,
     DEFAULT_MAX_BODY_SIZE,
+    DEFAULT_MAX_BUFFERED_BYTES,
     DEFAULT_MAX_CONNECTIONS,
     DEFAULT_MAX_HEAD_SIZE,
     DEFAULT_MAX_WORKERS,
@@ -138,6 +143,8 @@ def serve(
     max_workers: int = DEFAULT_MAX_WORKERS,
     head_timeout: float = DEFAULT_HEAD_TIMEOUT,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> RunningServer:
     """Serve ``server`` on ``host:port`` from a daemon thread; return at once.
 
@@ -156,15 +163,35 @@ def serve(
       Keep it well under the process's file-descriptor limit (``ulimit -n``).
     * ``max_workers``: requests handled at the same time at most (32).
     * ``head_timeout``: seconds a connection has to send a whole request head,
-      from when it was accepted or answered last (10 s); a body has the same
-      time plus a second per 8 KiB received (else 408); also the timeout of
-      writing a response.
+      from when it was accepted or answered last (10 s; else 408, or a
+      plain close when nothing was sent); also the timeout of writing a
+      response.
+    * ``body_timeout``: seconds a request body has to arrive whole, from the
+      end of its head (60 s); else 408 and the connection closed. The loop
+      reads bodies, so a slow one holds no worker; ``100 Continue`` is sent
+      first when the client asks for it.
+    * ``max_buffered_bytes``: request body bytes held at most across all
+      connections for requests not yet answered (64 MiB); a body that goes
+      past it is answered 503 with ``Retry-After: 1`` and the connection
+      closed (the others go on). Keep it above ``max_body_size``.
     * ``grace_period``: seconds :meth:`RunningServer.shutdown` waits for the
       requests in progress (10 s).
     """
-    if max_connections < 1 or max_workers < 1 or max_body_size < 0 or head_timeout <= 0:
-        raise ValueError("max_connections and max_workers must be >= 1, max_body_size >= 0, head_timeout > 0")
-    limits = Limits(max_body_size, DEFAULT_MAX_HEAD_SIZE, max_connections, max_workers, head_timeout)
+    if min(max_connections, max_workers) < 1 or min(max_body_size, max_buffered_bytes) < 0:
+        raise ValueError(
+            "max_connections and max_workers must be >= 1, max_body_size and max_buffered_bytes >= 0"
+        )
+    if head_timeout <= 0 or body_timeout <= 0:
+        raise ValueError("head_timeout and body_timeout must be > 0")
+    limits = Limits(
+        max_body_size,
+        DEFAULT_MAX_HEAD_SIZE,
+        max_connections,
+        max_workers,
+        head_timeout,
+        body_timeout,
+        max_buffered_bytes,
+    )
     httpd = ServingLoop(server, (host, port), limits)
     thread = threading.Thread(
         target=httpd.serve_forever, name=f"internalhttp-serve-{httpd.server_address[1]}", daemon=True
@@ -203,6 +230,8 @@ def serve_forever(
     max_workers: int = DEFAULT_MAX_WORKERS,
     head_timeout: float = DEFAULT_HEAD_TIMEOUT,
     grace_period: float = DEFAULT_GRACE_PERIOD,
+    body_timeout: float = DEFAULT_BODY_TIMEOUT,
+    max_buffered_bytes: int = DEFAULT_MAX_BUFFERED_BYTES,
 ) -> None:
     """Serve ``server`` on ``host:port`` in the calling thread until stopped.
 
@@ -223,6 +252,8 @@ def serve_forever(
         max_workers=max_workers,
         head_timeout=head_timeout,
         grace_period=grace_period,
+        body_timeout=body_timeout,
+        max_buffered_bytes=max_buffered_bytes,
     )
     with running:
         with _sigterm_sets(stop):

@@ -24,9 +24,11 @@ import re
 from typing import Iterable, List, Optional, Sequence, Tuple
 
 __all__ = [
+    "DEFAULT_BODY_TIMEOUT",
     "DEFAULT_GRACE_PERIOD",
     "DEFAULT_HEAD_TIMEOUT",
     "DEFAULT_MAX_BODY_SIZE",
+    "DEFAULT_MAX_BUFFERED_BYTES",
     "DEFAULT_MAX_CONNECTIONS",
     "DEFAULT_MAX_HEAD_SIZE",
     "DEFAULT_MAX_WORKERS",
@@ -64,9 +66,16 @@ DEFAULT_MAX_HEAD_SIZE = 64 * 1024
 #: Most header fields (and chunked-body trailer fields) in one request.
 MAX_HEADERS = 100
 #: Seconds a connection has to deliver a whole request head, counted from
-#: when it was accepted or from its previous response. A body gets as long
-#: plus a second per 8 KiB received; a response as long to be written.
+#: when it was accepted or from its previous response; also the time a
+#: response has to be written.
 DEFAULT_HEAD_TIMEOUT = 10.0
+#: Seconds a request body has to arrive whole, counted from the end of its
+#: head (408 otherwise): the same number as nginx's ``client_body_timeout``,
+#: but for the whole body, so a trickling client cannot stretch it.
+DEFAULT_BODY_TIMEOUT = 60.0
+#: Request body bytes buffered at most, across all connections, for requests
+#: not yet answered; a body that would go past it is answered 503.
+DEFAULT_MAX_BUFFERED_BYTES = 64 * 1024 * 1024
 #: Open client connections at most; past it the oldest one still waiting for
 #: its request head is closed to make room.
 DEFAULT_MAX_CONNECTIONS = 512

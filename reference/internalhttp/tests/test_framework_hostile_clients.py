@@ -187,7 +187,7 @@ def test_a_head_trickling_in_is_cut_off_at_the_head_deadline(app: RecordingServe
 
 
 def test_a_body_trickling_in_is_cut_off_and_answered_with_408(app: RecordingServer) -> None:
-    with serve(app, head_timeout=0.5) as running:
+    with serve(app, body_timeout=0.5) as running:
         sock = socket.create_connection((running.host, running.port), timeout=TIMEOUT)
         started = time.monotonic()
         response = b""

@@ -294,7 +294,9 @@ def test_the_request_reaches_handle_request_as_sent(running: RunningServer, app:
             server_port=running.port,
             scheme="http",
             protocol_version="1.1",
+            queue_time=call.connection.queue_time,
         )
+        assert 0.0 <= call.connection.queue_time < TIMEOUT  # how long it waited for a worker
     finally:
         client.close()
 
