@@ -4,7 +4,7 @@ Internal to :mod:`internalhttp.serving`: the serving loop (:mod:`internalhttp.lo
 hands a worker a connection whose request head and body are buffered; a
 :class:`RequestHandler` reads the head and the body (from the buffer; from
 the socket only for what the loop left to it), calls the application
-through :func:`internalhttp.response.dispatch` and writes the response, or
+through :meth:`InternalHTTPServer.serve_request` and writes the response, or
 refuses the request (400, 408, 413, 414, 431, 501, 505) with a lingering
 close. What the request's fields decide (framing, keep-alive, ``100
 Continue``) are the pure rules of :mod:`internalhttp.wire`.
@@ -24,7 +24,6 @@ from typing import TYPE_CHECKING, List, NamedTuple, Optional, Tuple
 from internalhttp.body import BodyReader, ClientGone
 from internalhttp.redaction import escape_control, loggable_target
 from internalhttp.request import ConnectionInfo, Headers, Refusal, local_endpoint, socket_endpoint
-from internalhttp.response import dispatch
 from internalhttp.version import __version__
 from internalhttp.wire import (
     RequestError,
@@ -162,8 +161,7 @@ class RequestHandler:
             return "refused"
         except ClientGone:
             return "client_closed"
-        status, headers, payload = dispatch(
-            self.server.app,
+        status, headers, payload = self.server.app.serve_request(
             self.method,
             self.target,
             Headers(self.headers.items()),

@@ -44,12 +44,11 @@ from internalhttp.wire import TOKEN as _TOKEN  # RFC 9110, 5.1: a field name is 
 from internalhttp.wire import status_allows_body
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
-    from internalhttp.server import ConnectionInfo, InternalHTTPServer
+    pass
 
 __all__ = [
     "NormalizedResponse",
     "Outcome",
-    "dispatch",
     "internal_server_error",
     "normalize_response",
     "outcome_of",
@@ -238,25 +237,3 @@ def outcome_of(value: Any, error: Optional[Exception] = None) -> Outcome:
     (500, 200)
     """
     return response_for(value) if error is None else Outcome(internal_server_error(), None, error)
-
-
-def dispatch(
-    server: InternalHTTPServer,
-    method: str,
-    path: str,
-    headers: Mapping[str, str],
-    body: bytes,
-    connection: Optional[ConnectionInfo],
-) -> NormalizedResponse:
-    """Serve one request with ``server`` and return the response to send, never raising.
-
-    This is the common tail of the socket server and the WSGI adapter; see
-    :meth:`InternalHTTPServer.serve_request`. Any ``Exception`` from the
-    handler or from :func:`normalize_response` is logged on the
-    ``internalhttp`` logger with its traceback and becomes a 500, so that
-    one failing request never takes a connection or a worker down with it.
-    ``server`` is whatever object the caller was given; the class is never
-    looked up here, so a subclass swapped in at run time (by
-    instrumentation) is honoured.
-    """
-    return server.serve_request(method, path, headers, body, connection)

@@ -24,7 +24,7 @@ from urllib.parse import quote
 from wsgiref.util import is_hop_by_hop
 
 from internalhttp.request import ConnectionInfo, Headers, Refusal, local_endpoint
-from internalhttp.response import dispatch, normalize_response
+from internalhttp.response import normalize_response
 from internalhttp.wire import DEFAULT_MAX_BODY_SIZE, RequestError, parse_content_length
 
 if TYPE_CHECKING:  # annotations only: never bind the class at run time
@@ -97,8 +97,7 @@ def _answer(
         refusal = Refusal(exc.status, exc.reason, method, _request_target(environ), _connection_info(environ))
         server.refused(refusal)
     else:
-        status, headers, payload = dispatch(
-            server,
+        status, headers, payload = server.serve_request(
             method,
             _request_target(environ),
             _request_headers(environ),
