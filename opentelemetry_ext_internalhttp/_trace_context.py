@@ -41,7 +41,11 @@ def request_carrier(headers: Mapping[str, str]) -> Mapping[str, str]:
     >>> request_carrier(headers) is headers
     True
     """
-    if all(len(headers.get(name) or "") <= _MAX_TRACE_HEADER_LENGTH for name in _TRACE_HEADERS):
+    traceparent = headers.get("traceparent")
+    tracestate = headers.get("tracestate")
+    if (traceparent is None or len(traceparent) <= _MAX_TRACE_HEADER_LENGTH) and (
+        tracestate is None or len(tracestate) <= _MAX_TRACE_HEADER_LENGTH
+    ):
         return headers
     return {
         name: value

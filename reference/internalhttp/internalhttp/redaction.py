@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+from functools import lru_cache
 from typing import Optional
 from urllib.parse import unquote_plus
 
@@ -90,6 +91,11 @@ def parameter_key(name: str) -> str:
     return name.lower().replace("-", "").replace("_", "")
 
 
+@lru_cache(maxsize=32)  # a server has one or two lists: made once, not per request
+def _parameter_keys(names: tuple[str, ...]) -> frozenset[str]:
+    return frozenset(parameter_key(name) for name in names)
+
+
 def redact_path(path: str, template: str, names: Iterable[str] = SENSITIVE_PATH_PARAMETERS) -> str:
     """``path`` with the segments of sensitive template parameters replaced by ``REDACTED``.
 
@@ -103,7 +109,7 @@ def redact_path(path: str, template: str, names: Iterable[str] = SENSITIVE_PATH_
     """
     if "<" not in template:
         return path
-    keys = {parameter_key(name) for name in names}
+    keys = _parameter_keys(tuple(names))
     segments = path.split("/")
     template_segments = template.split("/")
     if len(segments) != len(template_segments):
