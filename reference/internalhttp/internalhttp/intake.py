@@ -42,7 +42,6 @@ if TYPE_CHECKING:  # annotations only
 
 __all__ = ["BodyIntake", "BodyWait", "body_wait"]
 
-_RECV_SIZE = 16384
 _CONTINUE = b"HTTP/1.1 100 Continue\r\n\r\n"
 # After answering a request the loop refused (a late body, too many bytes
 # buffered), how long it reads and discards what the client still sends
@@ -157,12 +156,9 @@ class BodyIntake:
         return True
 
     def _read(self, conn: Connection) -> None:
-        try:
-            data = conn.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = conn.receive()
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self.forget(conn)
             self.release_bytes(conn)

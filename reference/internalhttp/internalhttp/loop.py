@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any, Callable, Dict, List, Optional, Tuple
 from internalhttp.intake import BodyIntake, body_wait
 from internalhttp.listening import ACCEPT, FD_WARNING_INTERVAL, Listener, Waker
 from internalhttp.observe import notify
-from internalhttp.protocol import Connection, Limits, RequestHandler
+from internalhttp.protocol import RECV_SIZE, Connection, Limits, RequestHandler
 from internalhttp.wire import readable_request_line
 from internalhttp.workers import WorkerPool
 
@@ -41,7 +41,6 @@ logger = logging.getLogger("internalhttp")
 # A request head ends with an empty line; bare LF line ends are tolerated
 # (RFC 9112, section 2.2), as http.server did.
 _HEAD_END = re.compile(rb"\r?\n\r?\n")
-_RECV_SIZE = 16384  # per read: bounds what a waiting connection can buffer
 _LISTEN_BACKLOG = 128
 _ACCEPT_BATCH = 64  # accepts per wake-up, so reading heads is not starved
 # How often the loop wakes up with nothing to do, to close connections whose
@@ -195,12 +194,9 @@ class ServingLoop:
     def _read_head(self, conn: Connection) -> None:
         if self._waiting.get(conn.sock) is not conn:
             return  # closed earlier in the same round of events
-        try:
-            data = conn.sock.recv(_RECV_SIZE)
-        except (BlockingIOError, InterruptedError):
+        data = conn.receive()
+        if data is None:
             return
-        except OSError:
-            data = b""
         if not data:
             self._unwatch(conn)
             self.close(conn, "client_closed")
@@ -324,7 +320,7 @@ class ServingLoop:
             # above 1023, and a selector would cost a descriptor of its own.
             conn.sock.settimeout(_FOLLOW_UP_WAIT)
             try:
-                data = conn.sock.recv(_RECV_SIZE)
+                data = conn.sock.recv(RECV_SIZE)
             except TimeoutError:
                 return -1
             finally:

@@ -68,6 +68,10 @@ class Limits(NamedTuple):
     max_buffered_bytes: int
 
 
+# Bytes taken from a socket per read: bounds what one read adds to a buffer.
+RECV_SIZE = 16384
+
+
 class Connection:
     """A client connection and the bytes read from it but not yet used."""
 
@@ -97,6 +101,15 @@ class Connection:
         self.queued_at = 0.0  # when the request was handed to the worker pool
         # How long the request being answered waited for a worker (see ConnectionInfo).
         self.queue_time: Optional[float] = None
+
+    def receive(self) -> Optional[bytes]:
+        """What a non-blocking read gets: None if nothing is there yet, ``b""`` if the client is gone."""
+        try:
+            return self.sock.recv(RECV_SIZE)
+        except (BlockingIOError, InterruptedError):
+            return None
+        except OSError:
+            return b""  # reset, or otherwise unreadable: as good as closed
 
     def close(self) -> None:
         with contextlib.suppress(OSError):
