@@ -421,7 +421,7 @@ from opentelemetry_ext_internalhttp._instrumented import (
     _InstrumentedInternalHTTPServer as _InstrumentedInternalHTTPServer,  # what instrument() puts in place
 )
 from opentelemetry_ext_internalhttp._instrumentor import InternalHTTPInstrumentor
-from opentelemetry_ext_internalhttp._telemetry import RequestHook, RequestView, ResponseHook
+from opentelemetry_ext_internalhttp._request_state import RequestHook, RequestView, ResponseHook
 from opentelemetry_ext_internalhttp.version import __version__
 
 __all__ = [

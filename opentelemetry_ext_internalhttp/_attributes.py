@@ -242,14 +242,6 @@ def _add_old_client(
         attributes[HTTP_CLIENT_IP] = original
 
 
-def add_user_agent(attributes: dict[str, Any], keys: AttributeKeys, headers: Mapping[str, str]) -> None:
-    """``user_agent.original`` (stable) or ``http.user_agent`` (old), when sent."""
-    user_agent = headers.get("user-agent")
-    if user_agent:
-        for key in keys.user_agent:
-            attributes[key] = user_agent
-
-
 def body_size(body: object) -> Optional[int]:
     """The size in bytes of a request or response body, when it has one.
 

@@ -8,6 +8,18 @@ the request goes on
 Only ``Exception`` is swallowed: ``KeyboardInterrupt`` and ``SystemExit``
 still stop the program. Guards are made once, at import, and reused, so a
 ``with`` costs no allocation on the request path.
+
+Where a step runs on every request, a ``with`` still costs two calls
+(``__enter__`` and ``__exit__``) even when nothing fails; there the step is
+a ``try`` (free until something raises) whose ``except Exception`` hands the
+failure to the same guard, which logs it the same way:
+
+>>> try:
+...     raise RuntimeError("a bug in telemetry")
+... except Exception:
+...     LogAndGoOn("demonstrate the guard").failed()
+>>> print("the request goes on")
+the request goes on
 """
 
 from __future__ import annotations
@@ -44,6 +56,12 @@ class LogAndGoOn:
             exc_info=(exc_type, exc, traceback),  # type: ignore[arg-type]  # exc is set whenever exc_type is
         )
         return True
+
+    def failed(self) -> None:
+        """Log the ``Exception`` being handled, as ``__exit__`` does; for an ``except Exception`` clause."""
+        _logger.error(
+            "internalhttp instrumentation failed to %s; the request goes on", self._what, exc_info=True
+        )
 
     def __repr__(self) -> str:
         return f"LogAndGoOn({self._what!r})"

@@ -20,12 +20,8 @@ from opentelemetry_ext_internalhttp._internals import (
     _get_semconv_opt_in_modes,
     _OpenTelemetryStabilitySignalType,
 )
-from opentelemetry_ext_internalhttp._telemetry import (
-    RequestHook,
-    RequestView,
-    ResponseHook,
-    _RequestTelemetry,
-)
+from opentelemetry_ext_internalhttp._request_state import RequestHook, RequestView, ResponseHook
+from opentelemetry_ext_internalhttp._telemetry import _RequestTelemetry
 
 _logger = logging.getLogger("opentelemetry_ext_internalhttp")
 

@@ -32,8 +32,9 @@ _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
 # _RequestTelemetry from instrument_app, or None after uninstrument_app.
 # Without the key, a server follows its class (see telemetry_of).
 _INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
+_FOLLOW_CLASS = object()  # no such key: the server follows its class
 
-Answer = Callable[[Request, Any], Any]
+Answer = Callable[[Request, Any], Any]  # None in its place: the framework's dispatch
 
 
 def telemetry_of(server: _OriginalInternalHTTPServer) -> Optional[_RequestTelemetry]:
@@ -64,15 +65,16 @@ def _below(server: _OriginalInternalHTTPServer) -> type[_OriginalInternalHTTPSer
     return type(server)
 
 
-def _answer_of(server: _OriginalInternalHTTPServer) -> Answer:
+def _answer_of(server: _OriginalInternalHTTPServer) -> Optional[Answer]:
     """How to answer a prepared request the way the class below would.
 
-    The framework's ``dispatch`` when that class keeps the framework's
-    ``handle_request``; the class's override otherwise, so that it still runs.
+    None, the framework's ``dispatch``, when that class keeps the
+    framework's ``handle_request``; the class's override otherwise, so that
+    it still runs.
     """
     own_handle_request = _below(server).handle_request
     if own_handle_request is _OriginalInternalHTTPServer.handle_request:
-        return server.dispatch
+        return None
 
     def answer(request: Request, body: bytes) -> Any:
         return own_handle_request(
@@ -92,6 +94,13 @@ def handle_request(
     connection: Optional[ConnectionInfo] = None,
 ) -> Any:
     """``handle_request``, instrumented: the request inside its span, the handler's value unchanged."""
+    # telemetry_of and _answer_of for a server of the replacement class,
+    # written out: this runs on every request, and that is the usual case.
+    telemetry = server.__dict__.get(_INSTANCE_TELEMETRY, _FOLLOW_CLASS)
+    if telemetry is _FOLLOW_CLASS and isinstance(server, _InstrumentedInternalHTTPServer):
+        telemetry = _InstrumentedInternalHTTPServer._class_telemetry
+        if telemetry is not None:
+            return telemetry.handle_request(server, method, path, headers, body, connection, None)
     telemetry = telemetry_of(server)
     if telemetry is None:
         return _below(server).handle_request(server, method, path, headers, body, connection=connection)

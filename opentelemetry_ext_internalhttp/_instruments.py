@@ -34,7 +34,7 @@ _DESCRIPTION = "Duration of HTTP server requests."
 class Instruments:
     """The instruments of one configuration, and the points of one request."""
 
-    __slots__ = ("_active", "_body_sizes", "_duration_ms", "_duration_s")
+    __slots__ = ("_active", "_body_sizes", "_duration_ms", "_duration_s", "counts_active")
 
     def __init__(self, meter: Meter, keys: AttributeKeys, opt_in: frozenset[str]) -> None:
         self._duration_ms = None
@@ -60,6 +60,8 @@ class Instruments:
                 description="Number of active HTTP server requests.",
             )
         self._body_sizes = _BodySizeHistograms(meter, keys, opt_in)
+        # Asked before count_active, so that the stable conventions' requests skip the call.
+        self.counts_active = self._active is not None
 
     def count_active(self, change: int, shared: SharedAttributes) -> None:
         """One more, or one fewer, request in flight.
@@ -68,8 +70,10 @@ class Instruments:
         nothing, and offering one costs as much as the count itself.
         """
         if self._active is not None:
-            with _guard.COUNT_ACTIVE:
+            try:  # per request: a try, not a with (see _guard)
                 self._active.add(change, shared.active)
+            except Exception:
+                _guard.COUNT_ACTIVE.failed()
 
     def record(
         self,

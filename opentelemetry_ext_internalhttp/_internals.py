@@ -1,6 +1,6 @@
 """Every read of an OpenTelemetry internal, in one place.
 
-The fast paths rely on four private names of the API and of contrib; each
+The fast paths rely on five private names of the API and of contrib; each
 is looked up once here, and a release without it only turns its fast path
 off (the public, slower way is taken instead). ``FAST_PATHS`` says which
 are on, and tests/test_internals.py fails when a release we admit removes
@@ -71,12 +71,27 @@ try:
 except ImportError:  # pragma: no cover - a contrib release that moved the key
     _LABELER_KEY = None
 
+try:
+    from opentelemetry.context import _RUNTIME_CONTEXT
+    from opentelemetry.context.contextvars_context import ContextVarsRuntimeContext
+
+    # The ContextVar behind the API's default runtime context: reading it is
+    # one C call, where context.get_current() makes two Python ones.
+    _CONTEXT_VAR: Any = (
+        getattr(_RUNTIME_CONTEXT, "_current_context", None)
+        if isinstance(_RUNTIME_CONTEXT, ContextVarsRuntimeContext)
+        else None
+    )
+except ImportError:  # pragma: no cover - a future API may move it
+    _CONTEXT_VAR = None
+
 # Which fast path each private name keeps on (True) in the installed releases.
 FAST_PATHS = {
     "opentelemetry.trace._TRACER_PROVIDER": _TRACE_GLOBALS is not None,
     "opentelemetry.metrics._internal._METER_PROVIDER": _METRICS_GLOBALS is not None,
     "opentelemetry.metrics._internal._ProxyMeterProvider": _PROXY_METER_PROVIDER is not None,
     "opentelemetry.instrumentation._labeler._internal.LABELER_CONTEXT_KEY": _LABELER_KEY is not None,
+    "opentelemetry.context._RUNTIME_CONTEXT._current_context": _CONTEXT_VAR is not None,
 }
 
 
@@ -115,7 +130,8 @@ def has_labels() -> bool:
     """Whether the request's handler added labeler attributes (cheaper than building them)."""
     if _LABELER_KEY is None:  # pragma: no cover - a contrib release that moved the key
         return bool(get_labeler_attributes())
-    labeler = context.get_value(_LABELER_KEY)
+    current = _CONTEXT_VAR.get() if _CONTEXT_VAR is not None else context.get_current()
+    labeler = current.get(_LABELER_KEY)
     return labeler is not None and len(labeler) > 0  # type: ignore[arg-type]
 
 

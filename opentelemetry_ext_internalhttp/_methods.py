@@ -54,6 +54,14 @@ class MethodNormalizer:
         self._capture_all = capture_all
         self._captured = 0
 
+    def knows(self, method: str) -> bool:
+        """Whether ``method`` is recorded as sent by every server, whatever its routes.
+
+        >>> MethodNormalizer().knows("GET"), MethodNormalizer().knows("PURGE")
+        (True, False)
+        """
+        return method in self._known
+
     def normalize(self, method: Any, route_methods: frozenset[str] = NO_METHODS) -> str:
         if not isinstance(method, str):
             return OTHER_METHOD

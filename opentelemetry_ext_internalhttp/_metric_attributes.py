@@ -37,6 +37,11 @@ class SharedAttributes(NamedTuple):
     # the statuses and the application's exception types. Never mutated once
     # made, so one dict serves every request with that outcome.
     outcomes: dict[tuple[Optional[int], Optional[str], bool], dict[str, Any]]
+    # The span's share with the server the client addressed added, per
+    # (host, forwarded port, socket address, socket port): a request copies
+    # one dict. Filled by RequestReading; the host is the client's to
+    # choose, so only the first few are kept.
+    addressed: dict[tuple[Optional[str], Optional[int], Optional[str], Optional[int]], dict[str, Any]]
 
     def duration_new_with(self, status: Optional[int], error_type: Optional[str]) -> dict[str, Any]:
         key = (status, error_type, True)
@@ -99,6 +104,7 @@ def shared_attributes(
         # known for every request yet), no status.
         active={**old, **new},
         outcomes={},
+        addressed={},
     )
 
 

@@ -32,7 +32,6 @@ from opentelemetry_ext_internalhttp._attributes import (
     add_local,
     add_server,
     add_url,
-    add_user_agent,
     body_size,
     code_attributes,
     protocol_version,
@@ -60,6 +59,9 @@ _METRIC_SERVER_ADDRESS_LIMIT = 16
 # the root is part of http.route, a metric attribute, and a proxy passes on
 # a client's own prefix header when it sets none itself.
 _PREFIX_LIMIT = 16
+# Distinct servers a client addressed (Host, forwarded port) whose span
+# attributes are kept ready per shared set; others are worked out per request.
+_ADDRESSED_LIMIT = 8
 _SPAN_OPT_INS = frozenset(SPAN_OPT_INS)
 _METRIC_OPT_INS = frozenset(METRIC_OPT_INS)
 
@@ -70,13 +72,16 @@ class RequestReading:
     __slots__ = (
         "_methods",
         "_prefixes",
+        "_redacted_query",
         "_server_addresses",
         "_settings",
         "_shared",
+        "_shared_seen",
         "body_content",
         "code_opt_ins",
         "keys",
         "metric_opt_ins",
+        "reads_response",
         "span_opt_ins",
         "wants_request_size",
     )
@@ -84,6 +89,7 @@ class RequestReading:
     def __init__(self, keys: AttributeKeys, settings: Settings) -> None:
         self.keys = keys
         self._settings = settings
+        self._redacted_query = settings.redacted_query_params
         opt_in = settings.opt_in
         self.span_opt_ins = _SPAN_OPT_INS & opt_in
         self.metric_opt_ins = _METRIC_OPT_INS & opt_in if keys.new else frozenset()
@@ -94,18 +100,31 @@ class RequestReading:
         )
         self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
         self._shared: dict[tuple[Any, ...], SharedAttributes] = {}
+        # The same sets by the request's own (method, route, status, location,
+        # prefix, scheme) and HTTP version, for methods the normalizer knows.
+        self._shared_seen: dict[tuple[Any, ...], SharedAttributes] = {}
         # The body content opt-ins, recorded in the stable conventions only
         # (their attributes are of those conventions, and of schema 1.45.0).
         self.body_content = frozenset(BODY_CONTENT_ATTRIBUTES) & opt_in if keys.new else frozenset()
         self.code_opt_ins = frozenset(CODE_OPT_INS) & opt_in
+        # Whether response_attributes can find anything: most configurations
+        # capture nothing from the response, and then it is not asked.
+        self.reads_response = bool(
+            settings.captured_response_headers
+            or "http.response.body.size" in self.span_opt_ins
+            or HTTP_RESPONSE_BODY_CONTENT in self.body_content
+        )
 
-    def origin_of(self, request: Request) -> Origin:
-        """Who sent the request and what it addressed, believing only trusted proxies."""
+    def origin_of(self, request: Request, headers: Mapping[str, str]) -> Origin:
+        """Who sent the request and what it addressed, believing only trusted proxies.
+
+        ``headers`` are the request's, lower-cased (``Headers.lowered()``).
+        """
         connection = request.connection
         root = connection.root_path
         origin = self._settings.proxies.origin(
             request.target,
-            request.headers.lowered(),
+            headers,
             connection.client_address,
             connection.transport,
             connection.scheme,
@@ -129,7 +148,27 @@ class RequestReading:
         return bool(host) and excluded.url_disabled(f"{origin.scheme}://{host}{path}")
 
     def shared_for(self, server: InternalHTTPServer, request: Request, origin: Origin) -> SharedAttributes:
-        """The attributes every request with this method, route, scheme and version shares."""
+        """The attributes every request with this method, route, scheme and version shares.
+
+        Found first by the request's values as they came, which is enough
+        for a method of the known list: the usual request is not normalized.
+        """
+        found = request.match
+        method = request.method
+        seen = (method, found.route, found.status, found.location, origin.prefix, origin.scheme)
+        version = request.connection.protocol_version
+        text = type(method) is str  # anything else is _OTHER, and may not even be hashable
+        shared = self._shared_seen.get((seen, version)) if text else None
+        if shared is None:
+            shared = self._normalized_shared(server, request, origin)
+            if text and self._methods.knows(method) and len(self._shared_seen) < _SHARED_CACHE_LIMIT:
+                # Only then is the normalized method the one every server records.
+                self._shared_seen[seen, version] = shared
+        return shared
+
+    def _normalized_shared(
+        self, server: InternalHTTPServer, request: Request, origin: Origin
+    ) -> SharedAttributes:
         method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
         found = request.match
         route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
@@ -148,39 +187,69 @@ class RequestReading:
         return shared
 
     def span_attributes(
-        self, shared: SharedAttributes, request: Request, origin: Origin, nested: bool, body: Optional[bytes]
+        self,
+        shared: SharedAttributes,
+        request: Request,
+        headers: Mapping[str, str],
+        origin: Origin,
+        nested: bool,
+        body: Optional[bytes],
     ) -> dict[str, Any]:
         """Every span attribute known when the request starts (so samplers see them)."""
-        attributes = dict(shared.span)
-        self._add_request_attributes(attributes, request, origin, nested)
+        connection = request.connection
+        key = (origin.host, origin.port, connection.server_address, connection.server_port)
+        addressed = shared.addressed.get(key)
+        if addressed is None:
+            addressed = self._addressed(shared, key, origin)
+        attributes = dict(addressed)
+        self._add_request_attributes(attributes, request, headers, origin, nested)
         if self.span_opt_ins or self.body_content:
             self._add_opt_in_attributes(attributes, request, body)
         return attributes
 
-    def _add_request_attributes(
-        self, attributes: dict[str, Any], request: Request, origin: Origin, nested: bool
-    ) -> None:
-        """The per-request span attributes (never on metrics: clients vary them at will)."""
-        keys = self.keys
-        headers = request.headers.lowered()
-        if keys.new and attributes[keys.method[-1]] != request.method:
-            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
-        add_url(
-            attributes,
-            keys,
-            self.recorded_path(request, origin),
-            request.query,
-            self._settings.redacted_query_params,
-        )
-        connection = request.connection
+    def _addressed(
+        self,
+        shared: SharedAttributes,
+        key: tuple[Optional[str], Optional[int], Optional[str], Optional[int]],
+        origin: Origin,
+    ) -> dict[str, Any]:
+        """The span's shared attributes and the server the client addressed, remembered in ``shared``."""
+        addressed = dict(shared.span)
         server = server_of(origin)
         if server[0] is None:
             # No host named: the socket's own address stands in.
-            server = (connection.server_address, connection.server_port)
-        add_server(attributes, keys, origin.host, server)
+            server = (key[2], key[3])
+        add_server(addressed, self.keys, origin.host, server)
+        if len(shared.addressed) < _ADDRESSED_LIMIT:
+            shared.addressed[key] = addressed
+        return addressed
+
+    def _add_request_attributes(
+        self,
+        attributes: dict[str, Any],
+        request: Request,
+        headers: Mapping[str, str],
+        origin: Origin,
+        nested: bool,
+    ) -> None:
+        """The per-request span attributes (never on metrics: clients vary them at will)."""
+        keys = self.keys
+        if keys.new and attributes[keys.method[-1]] != request.method:
+            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
+        # The path as the client sent it, the application root first, secret
+        # path parameters redacted: the route's template says which segment
+        # holds which parameter (with none, nothing is known to be a secret).
+        path = request.path
+        if path and request.match.params:
+            path = redact_path(path, request.match.route or "", self._settings.redacted_path_params)
+        add_url(attributes, keys, origin.prefix + path if path else "", request.query, self._redacted_query)
+        connection = request.connection
         client_port = "client.port" in self.span_opt_ins
         add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
-        add_user_agent(attributes, keys, headers)
+        user_agent = headers.get("user-agent")
+        if user_agent:
+            for key in keys.user_agent:  # user_agent.original, or the old http.user_agent
+                attributes[key] = user_agent
         queue_time = connection.queue_time
         if queue_time is not None and self._settings.additions.serving_metrics:
             attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
@@ -188,20 +257,6 @@ class RequestReading:
         patterns = self._settings.captured_request_headers
         if patterns and not nested:
             attributes.update(self.captured(headers, patterns, request=True))
-
-    def recorded_path(self, request: Request, origin: Origin) -> str:
-        """The path as the client sent it, the application root first, secret path parameters redacted.
-
-        The route template says which segment holds which parameter; with
-        no route (a 404), nothing is known to be a secret.
-        """
-        if not request.path:
-            return ""  # a request line that could not be read
-        path = request.path
-        route = request.match.route
-        if route is not None:
-            path = redact_path(path, route, self._settings.redacted_path_params)
-        return origin.prefix + path
 
     def _add_opt_in_attributes(
         self, attributes: dict[str, Any], request: Request, body: Optional[bytes]

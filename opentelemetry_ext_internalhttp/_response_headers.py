@@ -40,8 +40,8 @@ class _AppendHeader(Setter[list[tuple[str, str]]]):
 _APPEND_HEADER = _AppendHeader()
 
 
-def inject_traceresponse(response: NormalizedResponse) -> None:
-    """Add the global response propagator's headers (``traceresponse``) to the response as sent.
+def add_response_headers(response: NormalizedResponse, span: Span, server_timing: bool) -> None:
+    """The global response propagator's headers (``traceresponse``), and ``Server-Timing`` when asked for.
 
     Only the serving layer's copy changes: the value ``handle_request``
     returned is left as the handler made it.
@@ -49,3 +49,5 @@ def inject_traceresponse(response: NormalizedResponse) -> None:
     propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
     if propagator is not None:
         propagator.inject(response.headers, setter=_APPEND_HEADER)
+    if server_timing:
+        add_server_timing(response, span)

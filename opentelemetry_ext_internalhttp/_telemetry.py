@@ -17,9 +17,8 @@ with the handler's own result.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from contextvars import Token
 from timeit import default_timer
-from typing import Any, Callable, NamedTuple, Optional, cast
+from typing import Any, Callable, Optional, cast
 
 from internalhttp.response import NormalizedResponse, Outcome
 from internalhttp.routing import NOT_FOUND, split_target
@@ -36,7 +35,7 @@ from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import MeterProvider, get_meter
-from opentelemetry.trace import INVALID_SPAN, Link, Span, SpanKind
+from opentelemetry.trace import INVALID_SPAN, Link, SpanKind
 
 from opentelemetry_ext_internalhttp import _guard
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys, body_size
@@ -51,72 +50,25 @@ from opentelemetry_ext_internalhttp._internals import (
     _StabilityMode,
     never_samples,
 )
-from opentelemetry_ext_internalhttp._metric_attributes import SharedAttributes
 from opentelemetry_ext_internalhttp._options import UNTRUSTED
 from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sent
 from opentelemetry_ext_internalhttp._proxies import Origin
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
-from opentelemetry_ext_internalhttp._response_headers import add_server_timing, inject_traceresponse
+from opentelemetry_ext_internalhttp._request_state import (
+    Answer,
+    RequestHook,
+    RequestView,
+    ResponseHook,
+    _answer_and_conclude,
+    _RequestState,
+)
+from opentelemetry_ext_internalhttp._response_headers import add_response_headers
 from opentelemetry_ext_internalhttp._serving_metrics import ServingMetrics
 from opentelemetry_ext_internalhttp._trace_context import extract_from_request, install_filter
 from opentelemetry_ext_internalhttp.version import __version__
 
 _INSTRUMENTATION_NAME = "opentelemetry_ext_internalhttp"
 _SCHEMA_URL = "https://opentelemetry.io/schemas/1.44.0"
-
-RequestHook = Callable[[Span, "RequestView"], None]
-ResponseHook = Callable[[Span, "RequestView", Any], None]
-Answer = Callable[[Request, Any], Any]
-
-
-class RequestView(NamedTuple):
-    """The read-only view of a request that hooks receive.
-
-    ``headers`` is a read-only mapping with lower-case names, whatever shape
-    the caller passed them in.
-    """
-
-    method: str
-    path: str
-    headers: Mapping[str, str]
-    body: Optional[bytes]
-    server: InternalHTTPServer
-
-
-class _RequestState:
-    """One request's telemetry between span start and finish."""
-
-    __slots__ = (
-        "metric_extras",
-        "request_size",
-        "server_span_recording",
-        "shared",
-        "span",
-        "start",
-        "token",
-        "view",
-    )
-
-    def __init__(
-        self,
-        span: Span,
-        token: Optional[Token[Context]],
-        shared: Optional[SharedAttributes],
-        view: Optional[RequestView],
-        server_span_recording: bool,
-    ) -> None:
-        self.span = span
-        self.token = token
-        # None when nothing records (no SDK behind the API): see _SdkPresence.
-        self.shared = shared
-        self.view = view
-        # Response headers are captured on a recording SERVER span only.
-        self.server_span_recording = server_span_recording
-        # Opt-in, per-request metric attributes (bounded), and the request
-        # body's size when an opt-in wants it.
-        self.metric_extras: Optional[dict[str, Any]] = None
-        self.request_size: Optional[int] = None
-        self.start = default_timer()
 
 
 class _RequestTelemetry:
@@ -134,12 +86,7 @@ class _RequestTelemetry:
         logger_provider: Optional[LoggerProvider] = None,
     ) -> None:
         keys = AttributeKeys.for_mode(_report_old(sem_conv_opt_in_mode), _report_new(sem_conv_opt_in_mode))
-        # The stable conventions as this code follows them (docs/http in
-        # semantic-conventions v1.44.0); the old ones as their last schema.
-        schema_url = _get_schema_url(sem_conv_opt_in_mode) if not keys.new else _SCHEMA_URL
-        if keys.new and settings.opt_in & set(BODY_CONTENT_ATTRIBUTES):
-            # The schema in which the body content attributes appear.
-            schema_url = BODY_CONTENT_SCHEMA_URL
+        schema_url = _schema_url(sem_conv_opt_in_mode, keys, settings)
         self._tracer = trace.get_tracer(
             _INSTRUMENTATION_NAME, __version__, tracer_provider, schema_url=schema_url
         )
@@ -171,6 +118,8 @@ class _RequestTelemetry:
         # A sampler that drops every span whatever it is shown (ALWAYS_OFF):
         # then no span attribute is worth building; metrics are still recorded.
         self._never_sampled = never_samples(self._tracer)
+        filters = settings.filters
+        self._filtering = filters.urls is not None or bool(filters.methods) or filters.function is not None
         install_filter()
 
     # -- the entries -----------------------------------------------------------
@@ -183,13 +132,14 @@ class _RequestTelemetry:
         headers: object,
         body: bytes,
         connection: Optional[ConnectionInfo],
-        answer: Answer,
+        answer: Optional[Answer],
     ) -> Any:
         """``handle_request`` of an instrumented server: ``answer`` the request inside a span.
 
-        The response hook runs before the framework concludes the request,
-        so what it changes in the handler's value is what the client gets.
-        Returns ``answer``'s value, or re-raises its exception, unchanged.
+        ``answer`` None is the framework's ``dispatch``. The response hook
+        runs before the framework concludes the request, so what it changes
+        in the handler's value is what the client gets. Returns the answer's
+        value, or re-raises its exception, unchanged.
         """
         try:
             request = server.prepare(method, target, headers, connection)
@@ -199,13 +149,15 @@ class _RequestTelemetry:
             # request is still recorded with what can be read of it.
             self._record_unreadable(server, method, target, connection, error)
             raise
-        state = None
-        with _guard.START:
+        try:
             state = self._start(server, request, body)
+        except Exception:  # per request: a try, not a with (see _guard)
+            _guard.START.failed()
+            state = None
         if state is None:
             return _answer_and_conclude(server, request, body, answer)
         try:
-            value = answer(request, body)
+            value = server.dispatch(request, body) if answer is None else answer(request, body)
         except Exception as error:
             self._conclude(state, server, request, None, error)
             raise
@@ -266,34 +218,58 @@ class _RequestTelemetry:
     ) -> Optional[_RequestState]:
         if not is_http_instrumentation_enabled():
             return None
-        reading = self._reading
-        origin = reading.origin_of(request)
-        if self._is_skipped(server, request, body, origin):
+        headers = request.headers.lowered()
+        origin = self._reading.origin_of(request, headers)
+        if self._filtering and self._is_skipped(server, request, body, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        parent, links = (None, None) if nested else self._parent_of(server, request, body)
+        if nested:
+            parent, links = None, None
+        elif self._settings.public_endpoint is False:
+            parent, links = extract_from_request(headers), None
+        else:
+            parent, links = self._parent_of(server, request, body)
         if self._sdk.maybe_none and self._sdk.nothing_records():
             # No SDK behind the API: only the caller's trace context needs
             # carrying, so that the handler's outgoing calls stay in its trace.
             token = None if parent is None else context.attach(parent)
             return _RequestState(INVALID_SPAN, token, None, None, False)
+        return self._open(server, request, headers, body, origin, nested, parent, links, run_hooks)
+
+    def _open(
+        self,
+        server: InternalHTTPServer,
+        request: Request,
+        headers: Mapping[str, str],
+        body: Optional[bytes],
+        origin: Origin,
+        nested: bool,
+        parent: Optional[Context],
+        links: Optional[list[Link]],
+        run_hooks: bool,
+    ) -> _RequestState:
+        """The span started, counted active and made current: the request's state."""
+        reading = self._reading
         shared = reading.shared_for(server, request, origin)
         attributes = None
         if not self._never_sampled:
-            with _guard.BUILD_ATTRIBUTES:
-                attributes = reading.span_attributes(shared, request, origin, nested, body)
+            try:
+                attributes = reading.span_attributes(shared, request, headers, origin, nested, body)
+            except Exception:  # per request: a try, not a with (see _guard)
+                _guard.BUILD_ATTRIBUTES.failed()
         kind = SpanKind.INTERNAL if nested else SpanKind.SERVER
         span = self._tracer.start_span(
             shared.span_name, context=parent, kind=kind, attributes=attributes, links=links
         )
         # Counted outside the span's context; the duration is recorded inside.
-        self._instruments.count_active(1, shared)
+        if self._instruments.counts_active:
+            self._instruments.count_active(1, shared)
         token = context.attach(trace.set_span_in_context(span, parent))
         view = None
         if not self._hookless and run_hooks:
-            view = RequestView(request.method, request.target, request.headers.lowered(), body, server)
+            view = RequestView(request.method, request.target, headers, body, server)
         state = _RequestState(span, token, shared, view, span.is_recording() and not nested)
         if reading.metric_opt_ins or reading.wants_request_size:
             with _guard.BUILD_ATTRIBUTES:
@@ -376,10 +352,10 @@ class _RequestTelemetry:
             self._finish(state, None, failure)
             raise
         if state.shared is not None and request.exchange is not None:
-            with _guard.INJECT_RESPONSE_CONTEXT:
-                inject_traceresponse(outcome.response)
-                if self._settings.additions.server_timing:
-                    add_server_timing(outcome.response, state.span)
+            try:  # per request: a try, not a with (see _guard)
+                add_response_headers(outcome.response, state.span, self._settings.additions.server_timing)
+            except Exception:
+                _guard.INJECT_RESPONSE_CONTEXT.failed()
         self._finish(state, outcome.response, outcome.error)
 
     def _finish(
@@ -392,42 +368,48 @@ class _RequestTelemetry:
                 context.detach(state.token)
             return
         span = state.span
+        # Each step is guarded on its own, so that one failing still lets the
+        # others record; per request, a try each, not a with (see _guard).
         try:
-            status = status_sent(response.status if response is not None else None, error)
+            status = response.status if response is not None else status_sent(None, error)
             error_type: Optional[str] = None
-            with _guard.RECORD_RESPONSE:
+            try:
                 error_type = self._outcomes.on_span(span, status, error)
-                if response is not None and state.server_span_recording:
-                    recorded = self._reading.response_attributes(response)
-                    if recorded:  # most requests capture nothing: no call into the SDK for it
-                        span.set_attributes(recorded)
+                if response is not None and state.server_span_recording and self._reading.reads_response:
+                    span.set_attributes(self._reading.response_attributes(response))
+            except Exception:
+                _guard.RECORD_RESPONSE.failed()
             if error is not None:
                 with _guard.EMIT_EXCEPTION:
                     self._outcomes.emit_exception(error)
-            with _guard.RECORD_DURATION:
+            try:
                 sizes = (state.request_size, len(response.body) if response is not None else None)
                 duration = max(default_timer() - state.start, 0.0)
                 self._instruments.record(duration, shared, status, error_type, state.metric_extras, sizes)
+            except Exception:
+                _guard.RECORD_DURATION.failed()
         finally:
-            with _guard.END_SPAN:
+            try:
                 # end() runs every span processor's on_end, and the SDK lets
                 # their exceptions through: one must not replace the
                 # handler's response or exception.
                 span.end()
+            except Exception:
+                _guard.END_SPAN.failed()
             context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
-            self._instruments.count_active(-1, shared)
+            if self._instruments.counts_active:
+                self._instruments.count_active(-1, shared)
 
 
-def _answer_and_conclude(
-    server: InternalHTTPServer, request: Request, body: Optional[bytes], answer: Answer
-) -> Any:
-    """A request with no telemetry (excluded, suppressed): answered and, when served, concluded."""
-    if request.exchange is None:
-        return answer(request, body)
-    try:
-        value = answer(request, body)
-    except Exception as error:
-        server.conclude(request, error=error)
-        raise
-    server.conclude(request, value)
-    return value
+def _schema_url(mode: _StabilityMode, keys: AttributeKeys, settings: Settings) -> str:
+    """The schema the recorded attributes follow.
+
+    The stable conventions as this code follows them (docs/http in
+    semantic-conventions v1.44.0), or the schema in which the opted-in body
+    content attributes appear; the old conventions as their last schema.
+    """
+    if not keys.new:
+        return str(_get_schema_url(mode))
+    if settings.opt_in & set(BODY_CONTENT_ATTRIBUTES):
+        return BODY_CONTENT_SCHEMA_URL
+    return _SCHEMA_URL

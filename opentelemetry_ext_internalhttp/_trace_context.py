@@ -56,11 +56,14 @@ def request_carrier(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 def extract_from_request(headers: Mapping[str, str]) -> Context:
     """The caller's context (trace and baggage) through the global propagator, quietly."""
-    carrier = request_carrier(headers)
-    if "baggage" not in carrier and "tracestate" not in carrier:
-        return extract(carrier)  # nothing left that the API would warn about
+    traceparent = headers.get("traceparent")
+    if (traceparent is None or len(traceparent) <= _MAX_TRACE_HEADER_LENGTH) and not (
+        "tracestate" in headers or "baggage" in headers
+    ):
+        # Most requests: nothing the API would drop or warn about.
+        return extract(headers)
     with _quietly():
-        return extract(carrier)
+        return extract(request_carrier(headers))
 
 
 @contextmanager

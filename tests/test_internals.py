@@ -44,3 +44,13 @@ def test_the_labeler_key_finds_what_a_handler_labels() -> None:
         assert _internals.has_labels()
     finally:
         context.detach(token)
+
+
+def test_the_context_variable_read_directly_holds_the_current_context() -> None:
+    from opentelemetry import context
+
+    token = context.attach(context.set_value("probe", "here"))
+    try:
+        assert _internals._CONTEXT_VAR.get() is context.get_current()
+    finally:
+        context.detach(token)
