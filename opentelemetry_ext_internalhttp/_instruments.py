@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
+from internalhttp.response import NormalizedResponse
 from opentelemetry.metrics import Meter
 from opentelemetry.semconv._incubating.metrics.http_metrics import (
     HTTP_SERVER_REQUEST_BODY_SIZE,
@@ -82,18 +83,23 @@ class Instruments:
         status: Optional[int],
         error_type: Optional[str],
         extras: Optional[dict[str, Any]],
-        sizes: tuple[Optional[int], Optional[int]],
+        request_size: Optional[int],
+        response: Optional[NormalizedResponse],
     ) -> None:
         """A request's duration (and body sizes), inside its span's context so exemplars link to it.
 
         ``extras`` are the request's opt-in attributes (stable conventions);
         attributes a handler added through contrib's labeler are the
-        application's own, and its to keep bounded.
+        application's own, and its to keep bounded. ``response`` is the one
+        sent, None when none was.
         """
         labeled = has_labels()
         new = old = None
         if self._duration_s is not None:
-            new = shared.duration_new_with(status, error_type)
+            # The finished dict of this outcome, made once (see SharedAttributes).
+            new = shared.outcomes.get((status, error_type, True)) or shared.duration_new_with(
+                status, error_type
+            )
             if extras:
                 new = {**new, **extras}  # the shared dict stays as made
             if labeled:
@@ -105,6 +111,7 @@ class Instruments:
                 old = enrich_metric_attributes(old)
             self._duration_ms.record(duration_s * 1000.0, old)
         if self._body_sizes.enabled:
+            sizes = (request_size, len(response.body) if response is not None else None)
             self._body_sizes.record(sizes, new, old)
 
 

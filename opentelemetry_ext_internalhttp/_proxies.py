@@ -29,7 +29,7 @@ from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import NamedTuple, Optional, Union
 
-from opentelemetry_ext_internalhttp._attributes import DEFAULT_PORTS, parse_port, split_host
+from opentelemetry_ext_internalhttp._attributes import DEFAULT_PORTS, BoundedValues, parse_port, split_host
 
 # What Rails trusts by default: loopback and the private ranges, so that a
 # service behind a sidecar, an ingress or a private load balancer is right
@@ -159,6 +159,10 @@ class Origin(NamedTuple):
 
 
 _make_tuple = tuple.__new__
+# Distinct application roots trusted proxies may name (X-Forwarded-Prefix):
+# the root is part of http.route, a metric attribute, and a proxy passes on
+# a client's own prefix header when it sets none itself.
+_PREFIX_LIMIT = 16
 
 
 class _Hop(NamedTuple):
@@ -175,11 +179,12 @@ class _Hop(NamedTuple):
 class ProxyRules:
     """The trusted proxies and the header family they write: reads a request's :class:`Origin`."""
 
-    __slots__ = ("family", "trusted")
+    __slots__ = ("_prefixes", "family", "trusted")
 
     def __init__(self, trusted: TrustedProxies, family: str) -> None:
         self.trusted = trusted
         self.family = family
+        self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
 
     def trusts_peer(self, peer: Optional[str], transport: str) -> bool:
         """A unix-socket peer is a local process with the right to the socket: trusted, as gunicorn does."""
@@ -203,13 +208,16 @@ class ProxyRules:
             # Most requests: tuple.__new__ makes the same Origin without
             # NamedTuple's Python-level __new__, a third of this call's cost.
             return _make_tuple(Origin, (peer, False, scheme, host, None, root_path))
+        prefix = root_path
+        if hop.prefix and self._prefixes.admit(hop.prefix + root_path) is not None:
+            prefix = hop.prefix + root_path
         return Origin(
             hop.client if hop.chained else peer,
             hop.chained,
             hop.scheme or scheme,
             hop.host or host,
             hop.port,
-            (hop.prefix or "") + root_path,
+            prefix,
         )
 
     def _hop(self, headers: Mapping[str, str]) -> Optional[_Hop]:

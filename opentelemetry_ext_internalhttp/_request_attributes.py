@@ -55,10 +55,6 @@ from opentelemetry_ext_internalhttp._serving_metrics import QUEUE_TIME_ATTRIBUTE
 _SHARED_CACHE_LIMIT = 1024
 # Distinct (address, port) pairs of the local server recorded on metrics.
 _METRIC_SERVER_ADDRESS_LIMIT = 16
-# Distinct application roots a trusted proxy may name (X-Forwarded-Prefix):
-# the root is part of http.route, a metric attribute, and a proxy passes on
-# a client's own prefix header when it sets none itself.
-_PREFIX_LIMIT = 16
 # Distinct servers a client addressed (Host, forwarded port) whose span
 # attributes are kept ready per shared set; others are worked out per request.
 _ADDRESSED_LIMIT = 8
@@ -71,7 +67,6 @@ class RequestReading:
 
     __slots__ = (
         "_methods",
-        "_prefixes",
         "_redacted_query",
         "_server_addresses",
         "_settings",
@@ -98,7 +93,6 @@ class RequestReading:
         self._server_addresses: BoundedValues[tuple[Optional[str], Optional[int]]] = BoundedValues(
             _METRIC_SERVER_ADDRESS_LIMIT
         )
-        self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
         self._shared: dict[tuple[Any, ...], SharedAttributes] = {}
         # The same sets by the request's own (method, route, status, location,
         # prefix, scheme) and HTTP version, for methods the normalizer knows.
@@ -114,25 +108,6 @@ class RequestReading:
             or "http.response.body.size" in self.span_opt_ins
             or HTTP_RESPONSE_BODY_CONTENT in self.body_content
         )
-
-    def origin_of(self, request: Request, headers: Mapping[str, str]) -> Origin:
-        """Who sent the request and what it addressed, believing only trusted proxies.
-
-        ``headers`` are the request's, lower-cased (``Headers.lowered()``).
-        """
-        connection = request.connection
-        root = connection.root_path
-        origin = self._settings.proxies.origin(
-            request.target,
-            headers,
-            connection.client_address,
-            connection.transport,
-            connection.scheme,
-            root,
-        )
-        if origin.prefix != root and self._prefixes.admit(origin.prefix) is None:
-            origin = origin._replace(prefix=root)
-        return origin
 
     def is_excluded(self, excluded: ExcludeList, request: Request, origin: Origin) -> bool:
         """Whether a pattern matches the path or ``scheme://host[:port]/path`` (never the query).

@@ -219,7 +219,15 @@ class _RequestTelemetry:
         if not is_http_instrumentation_enabled():
             return None
         headers = request.headers.lowered()
-        origin = self._reading.origin_of(request, headers)
+        connection = request.connection
+        origin = self._settings.proxies.origin(
+            request.target,
+            headers,
+            connection.client_address,
+            connection.transport,
+            connection.scheme,
+            connection.root_path,
+        )
         if self._filtering and self._is_skipped(server, request, body, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
@@ -383,9 +391,10 @@ class _RequestTelemetry:
                 with _guard.EMIT_EXCEPTION:
                     self._outcomes.emit_exception(error)
             try:
-                sizes = (state.request_size, len(response.body) if response is not None else None)
-                duration = max(default_timer() - state.start, 0.0)
-                self._instruments.record(duration, shared, status, error_type, state.metric_extras, sizes)
+                duration = default_timer() - state.start  # a monotonic clock: never below 0
+                self._instruments.record(
+                    duration, shared, status, error_type, state.metric_extras, state.request_size, response
+                )
             except Exception:
                 _guard.RECORD_DURATION.failed()
         finally:
