@@ -118,9 +118,13 @@ class TrustedProxies:
             raise ValueError(f"not an IP address or CIDR range: {', '.join(invalid)}")
         return cls(tuple(networks), everyone)
 
-    def trusts(self, address: Optional[str]) -> bool:
-        """Whether ``address`` (text, as a peer or a chain gives it) is a trusted proxy."""
-        if self.everyone:
+    def trusts(self, address: Optional[str], transport: str = "tcp") -> bool:
+        """Whether ``address`` (text, as a peer or a chain gives it) is a trusted proxy.
+
+        A unix-socket peer is a local process with the right to the socket:
+        trusted, as gunicorn does.
+        """
+        if self.everyone or transport == "unix":
             return True
         if not address:
             return False
@@ -187,8 +191,8 @@ class ProxyRules:
         self._prefixes: BoundedValues[str] = BoundedValues(_PREFIX_LIMIT)
 
     def trusts_peer(self, peer: Optional[str], transport: str) -> bool:
-        """A unix-socket peer is a local process with the right to the socket: trusted, as gunicorn does."""
-        return transport == "unix" or self.trusted.trusts(peer)
+        """Whether the connection's peer is a trusted proxy (see :meth:`TrustedProxies.trusts`)."""
+        return self.trusted.trusts(peer, transport)
 
     def origin(
         self,
@@ -203,7 +207,7 @@ class ProxyRules:
         scheme = connection_scheme if connection_scheme in DEFAULT_PORTS else "http"
         # An absolute-form target names the host; most targets start with "/".
         host = (target[:1] != "/" and target_host(target)) or headers.get(":authority") or headers.get("host")
-        hop = self._hop(headers) if self.trusts_peer(peer, transport) else None
+        hop = self._hop(headers) if self.trusted.trusts(peer, transport) else None
         if hop is None:
             # Most requests: tuple.__new__ makes the same Origin without
             # NamedTuple's Python-level __new__, a third of this call's cost.

@@ -66,6 +66,8 @@ class RequestReading:
     """Turns requests into attributes, as one configuration asks."""
 
     __slots__ = (
+        "_adds_more",
+        "_method_key",
         "_methods",
         "_redacted_query",
         "_server_addresses",
@@ -101,6 +103,14 @@ class RequestReading:
         # (their attributes are of those conventions, and of schema 1.45.0).
         self.body_content = frozenset(BODY_CONTENT_ATTRIBUTES) & opt_in if keys.new else frozenset()
         self.code_opt_ins = frozenset(CODE_OPT_INS) & opt_in
+        # The key whose value, when not the method as sent, makes http.request.method_original.
+        self._method_key = keys.method[-1] if keys.new else None
+        self._adds_more = bool(
+            settings.additions.serving_metrics
+            or settings.captured_request_headers
+            or self.span_opt_ins
+            or self.body_content
+        )
         # Whether response_attributes can find anything: most configurations
         # capture nothing from the response, and then it is not asked.
         self.reads_response = bool(
@@ -170,16 +180,34 @@ class RequestReading:
         nested: bool,
         body: Optional[bytes],
     ) -> dict[str, Any]:
-        """Every span attribute known when the request starts (so samplers see them)."""
+        """Every span attribute known when the request starts (so samplers see them).
+
+        Per request, never on metrics: clients vary them at will.
+        """
+        keys = self.keys
         connection = request.connection
         key = (origin.host, origin.port, connection.server_address, connection.server_port)
         addressed = shared.addressed.get(key)
         if addressed is None:
             addressed = self._addressed(shared, key, origin)
         attributes = dict(addressed)
-        self._add_request_attributes(attributes, request, headers, origin, nested)
-        if self.span_opt_ins or self.body_content:
-            self._add_opt_in_attributes(attributes, request, body)
+        # The path as the client sent it, the application root first, secret
+        # path parameters redacted: the route's template says which segment
+        # holds which parameter (with none, nothing is known to be a secret).
+        path = request.path
+        if path and request.match.params:
+            path = redact_path(path, request.match.route or "", self._settings.redacted_path_params)
+        add_url(attributes, keys, origin.prefix + path if path else "", request.query, self._redacted_query)
+        client_port = "client.port" in self.span_opt_ins
+        add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
+        user_agent = headers.get("user-agent")
+        if user_agent:
+            for name in keys.user_agent:  # user_agent.original, or the old http.user_agent
+                attributes[name] = user_agent
+        if self._method_key is not None and attributes[self._method_key] != request.method:
+            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
+        if self._adds_more:
+            self._add_more_attributes(attributes, request, headers, nested, body)
         return attributes
 
     def _addressed(
@@ -199,39 +227,24 @@ class RequestReading:
             shared.addressed[key] = addressed
         return addressed
 
-    def _add_request_attributes(
+    def _add_more_attributes(
         self,
         attributes: dict[str, Any],
         request: Request,
         headers: Mapping[str, str],
-        origin: Origin,
         nested: bool,
+        body: Optional[bytes],
     ) -> None:
-        """The per-request span attributes (never on metrics: clients vary them at will)."""
-        keys = self.keys
-        if keys.new and attributes[keys.method[-1]] != request.method:
-            attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
-        # The path as the client sent it, the application root first, secret
-        # path parameters redacted: the route's template says which segment
-        # holds which parameter (with none, nothing is known to be a secret).
-        path = request.path
-        if path and request.match.params:
-            path = redact_path(path, request.match.route or "", self._settings.redacted_path_params)
-        add_url(attributes, keys, origin.prefix + path if path else "", request.query, self._redacted_query)
-        connection = request.connection
-        client_port = "client.port" in self.span_opt_ins
-        add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
-        user_agent = headers.get("user-agent")
-        if user_agent:
-            for key in keys.user_agent:  # user_agent.original, or the old http.user_agent
-                attributes[key] = user_agent
-        queue_time = connection.queue_time
+        """What only some configurations record: queue time, captured headers, the span opt-ins."""
+        queue_time = request.connection.queue_time
         if queue_time is not None and self._settings.additions.serving_metrics:
             attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
         # Captured headers belong to the server span; a nested span would repeat them.
         patterns = self._settings.captured_request_headers
         if patterns and not nested:
             attributes.update(self.captured(headers, patterns, request=True))
+        if self.span_opt_ins or self.body_content:
+            self._add_opt_in_attributes(attributes, request, body)
 
     def _add_opt_in_attributes(
         self, attributes: dict[str, Any], request: Request, body: Optional[bytes]

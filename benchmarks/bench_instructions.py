@@ -1,0 +1,122 @@
+"""Instructions per request, counted by valgrind: the ablation's shares without timing noise.
+
+pyperf times vary by several µs from one run to the next on a shared VM,
+more than the project's own share of a request. Valgrind's callgrind tool
+counts the machine instructions a process executes instead, which is the
+same from run to run within about 0.5% (the span processor's thread is the
+rest). Each scenario of ``bench_dispatch.py`` runs in its own process under
+callgrind twice, with a warm-up and then ``--small`` and ``--large``
+requests; the difference divided by the difference in requests is the
+instructions one request takes, start-up and warm-up cancelled out.
+
+Printed: each scenario's instructions per request, the overhead over
+``bare`` as a multiple of ``b_sdk_batch``'s (as ``run_benchmarks.py``
+does), and for each instrumented mode the project's own share: instrumented
+minus its replay, as a multiple of ``b_sdk_batch``'s overhead. The batch
+span processor's timer is set beyond the run (``OTEL_BSP_SCHEDULE_DELAY``),
+so it exports by size only, at the same requests in every run.
+
+    python benchmarks/bench_instructions.py [--small 200] [--large 1200] [--jobs 2] [--scenarios a,b]
+
+Needs ``valgrind`` on the PATH (Debian: ``apt-get install valgrind``); each
+scenario takes about 20 s of CPU at the defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+# Instrumented mode -> its replay (the ablation of bench_replay.py).
+MODES = {
+    "instrumented_default": "replay_default",
+    "instrumented_stable": "replay_stable",
+    "instrumented_always_off": "replay_always_off",
+}
+DEFAULT_SCENARIOS = ("bare", "b_sdk_batch", *MODES, *MODES.values())
+_COLLECTED = re.compile(r"Collected : (\d+)")
+# One request of a scenario, after a warm-up: run in the child process.
+_CHILD = """
+import sys
+sys.path.insert(0, {here!r})
+import bench_dispatch
+call = bench_dispatch.SCENARIOS[{scenario!r}]()
+for _ in range({warmup}):
+    call()
+for _ in range({requests}):
+    call()
+"""
+
+
+def instructions(scenario: str, requests: int, warmup: int) -> int:
+    """The instructions of a process that makes ``scenario`` and sends it ``warmup + requests`` requests."""
+    code = _CHILD.format(here=str(HERE), scenario=scenario, warmup=warmup, requests=requests)
+    environment = dict(os.environ, OTEL_BSP_SCHEDULE_DELAY="3600000")
+    result = subprocess.run(
+        ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        env=environment,
+        timeout=1800,
+        check=False,
+    )
+    found = _COLLECTED.search(result.stderr)
+    if result.returncode != 0 or found is None:
+        raise RuntimeError(f"{scenario}: valgrind exited {result.returncode}:\n{result.stderr[-2000:]}")
+    return int(found.group(1))
+
+
+def per_request(scenario: str, small: int, large: int, warmup: int) -> float:
+    return (instructions(scenario, large, warmup) - instructions(scenario, small, warmup)) / (large - small)
+
+
+def report(counts: dict[str, float]) -> list[str]:
+    """The table: instructions per request, and the shares ``run_benchmarks.py`` prints as ratios."""
+    lines = [f"{'scenario':<28}{'instructions':>14}{'x b_sdk_batch':>15}"]
+    bare = counts.get("bare")
+    reference = counts["b_sdk_batch"] - bare if bare is not None and "b_sdk_batch" in counts else None
+    for scenario, count in counts.items():
+        ratio = ""
+        if reference and scenario not in ("bare", "b_sdk_batch") and bare is not None:
+            ratio = f"{(count - bare) / reference:.3f}"
+        lines.append(f"{scenario:<28}{count:>14,.0f}{ratio:>15}")
+    if reference:
+        lines.append("")
+        lines.append("own Python (instrumented - replay):")
+        for mode, replay in MODES.items():
+            if mode in counts and replay in counts:
+                own = counts[mode] - counts[replay]
+                lines.append(f"  {mode:<26}{own:>12,.0f}  {own / reference:.3f}x b_sdk_batch")
+    return lines
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--small", type=int, default=200)
+    parser.add_argument("--large", type=int, default=1200)
+    parser.add_argument("--warmup", type=int, default=300)
+    parser.add_argument("--jobs", type=int, default=2, help="scenarios counted at once")
+    parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
+    options = parser.parse_args()
+    if shutil.which("valgrind") is None:
+        print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
+        return 2
+    scenarios = [name for name in options.scenarios.split(",") if name]
+    with ThreadPoolExecutor(options.jobs) as pool:
+        results = pool.map(
+            lambda name: per_request(name, options.small, options.large, options.warmup), scenarios
+        )
+        counts = dict(zip(scenarios, results, strict=True))
+    print("\n".join(report(counts)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
