@@ -136,7 +136,8 @@ class RequestReading:
         """The attributes every request with this method, route, scheme and version shares.
 
         Found first by the request's values as they came, which is enough
-        for a method of the known list: the usual request is not normalized.
+        for a known method and HTTP version: the usual request is not
+        normalized.
         """
         found = request.match
         method = request.method
@@ -146,8 +147,10 @@ class RequestReading:
         shared = self._shared_seen.get((seen, version)) if text else None
         if shared is None:
             shared = self._normalized_shared(server, request, origin)
-            if text and self._methods.knows(method) and len(self._shared_seen) < _SHARED_CACHE_LIMIT:
-                # Only then is the normalized method the one every server records.
+            # Kept for a known method and HTTP version only: then every server
+            # records the same, and no client's made-up value takes an entry.
+            usual = text and self._methods.knows(method) and protocol_version(version) is not None
+            if usual and len(self._shared_seen) < _SHARED_CACHE_LIMIT:
                 self._shared_seen[seen, version] = shared
         return shared
 

@@ -123,3 +123,38 @@ def test_thousands_of_host_headers_are_each_recorded_on_their_span_and_open_no_m
     assert spans[-1].attributes["net.host.port"] == 1000 + REQUESTS - 1
     assert len(metric_points(metric_reader, DURATION[""])) == 1
     assert len(metric_points(metric_reader, "http.server.active_requests")) == 1
+
+
+@STABLE
+def test_a_method_one_server_routes_is_recorded_as_sent_there_and_as_other_on_a_server_without_it(
+    shop: Any, span_exporter: InMemorySpanExporter, semconv_mode: str
+) -> None:
+    shop.add_route("/items/<item_id>", lambda headers, body, item_id: {"body": "purged"}, method="PURGE")
+    other = internalhttp.server.InternalHTTPServer("other")
+    other.add_route("/items/<item_id>", lambda headers, body, item_id: {"body": "ok"})
+
+    for server in (shop, other, shop, other):
+        server.handle_request("PURGE", "/items/1", {}, b"")
+
+    methods = [span.attributes["http.request.method"] for span in span_exporter.get_finished_spans()]
+    assert methods == ["PURGE", "_OTHER", "PURGE", "_OTHER"]
+
+
+@STABLE
+def test_made_up_methods_and_http_versions_take_no_place_among_the_remembered_attribute_sets(
+    shop: Any, span_exporter: InMemorySpanExporter, metric_reader: InMemoryMetricReader, semconv_mode: str
+) -> None:
+    from internalhttp.server import ConnectionInfo
+
+    from opentelemetry_ext_internalhttp._instrumented import telemetry_of
+
+    for item in range(REQUESTS):
+        connection = ConnectionInfo(protocol_version=f"1.{item + 2}")
+        shop.handle_request(f"M{item}", f"/items/{item}", {}, b"", connection=connection)
+        shop.handle_request("GET", f"/items/{item}", {}, b"", connection=connection)
+
+    remembered = telemetry_of(shop)._reading._shared_seen  # white box: the bound is the point
+    assert len(remembered) == 0
+    shop.handle_request("GET", "/items/1", {}, b"", connection=ConnectionInfo(protocol_version="1.1"))
+    assert len(remembered) == 1
+    assert len(metric_points(metric_reader, DURATION[semconv_mode])) <= 4
