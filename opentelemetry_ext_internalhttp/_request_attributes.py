@@ -143,7 +143,8 @@ class RequestReading:
         method = request.method
         seen = (method, found.route, found.status, found.location, origin.prefix, origin.scheme)
         version = request.connection.protocol_version
-        text = type(method) is str  # anything else is _OTHER, and may not even be hashable
+        # Anything but text is recorded as _OTHER or no version, and may not even be hashable.
+        text = type(method) is str and (version is None or type(version) is str)
         shared = self._shared_seen.get((seen, version)) if text else None
         if shared is None:
             shared = self._normalized_shared(server, request, origin)

@@ -158,3 +158,18 @@ def test_made_up_methods_and_http_versions_take_no_place_among_the_remembered_at
     shop.handle_request("GET", "/items/1", {}, b"", connection=ConnectionInfo(protocol_version="1.1"))
     assert len(remembered) == 1
     assert len(metric_points(metric_reader, DURATION[semconv_mode])) <= 4
+
+
+@STABLE
+@pytest.mark.parametrize("version", [["1.1"], b"1.1", 11])
+def test_an_http_version_that_is_not_text_is_recorded_without_one_and_logs_nothing(
+    shop: Any, span_exporter: InMemorySpanExporter, caplog: pytest.LogCaptureFixture, version: Any
+) -> None:
+    from internalhttp.server import ConnectionInfo
+
+    for _ in range(2):
+        shop.handle_request("GET", "/items/1", {}, b"", connection=ConnectionInfo(protocol_version=version))
+
+    assert [span.name for span in span_exporter.get_finished_spans()] == ["GET /items/<item_id>"] * 2
+    assert "network.protocol.version" not in span_exporter.get_finished_spans()[0].attributes
+    assert not [record for record in caplog.records if record.name.startswith("opentelemetry_ext")]
