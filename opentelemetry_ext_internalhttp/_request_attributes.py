@@ -105,12 +105,7 @@ class RequestReading:
         self.code_opt_ins = frozenset(CODE_OPT_INS) & opt_in
         # The key whose value, when not the method as sent, makes http.request.method_original.
         self._method_key = keys.method[-1] if keys.new else None
-        self._adds_more = bool(
-            settings.additions.serving_metrics
-            or settings.captured_request_headers
-            or self.span_opt_ins
-            or self.body_content
-        )
+        self._adds_more = bool(settings.captured_request_headers or self.span_opt_ins or self.body_content)
         # Whether response_attributes can find anything: most configurations
         # capture nothing from the response, and then it is not asked.
         self.reads_response = bool(
@@ -150,7 +145,8 @@ class RequestReading:
             shared = self._normalized_shared(server, request, origin)
             # Kept for a known method and HTTP version only: then every server
             # records the same, and no client's made-up value takes an entry.
-            usual = text and self._methods.knows(method) and protocol_version(version) is not None
+            known_version = version is None or protocol_version(version) is not None
+            usual = text and known_version and self._methods.knows(method)
             if usual and len(self._shared_seen) < _SHARED_CACHE_LIMIT:
                 self._shared_seen[seen, version] = shared
         return shared
@@ -210,6 +206,9 @@ class RequestReading:
                 attributes[name] = user_agent
         if self._method_key is not None and attributes[self._method_key] != request.method:
             attributes[HTTP_REQUEST_METHOD_ORIGINAL] = request.method
+        queue_time = connection.queue_time  # known from the socket server only
+        if queue_time is not None and self._settings.additions.serving_metrics:
+            attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
         if self._adds_more:
             self._add_more_attributes(attributes, request, headers, nested, body)
         return attributes
@@ -239,10 +238,7 @@ class RequestReading:
         nested: bool,
         body: Optional[bytes],
     ) -> None:
-        """What only some configurations record: queue time, captured headers, the span opt-ins."""
-        queue_time = request.connection.queue_time
-        if queue_time is not None and self._settings.additions.serving_metrics:
-            attributes[QUEUE_TIME_ATTRIBUTE] = queue_time
+        """What only some configurations record: captured headers, the span opt-ins."""
         # Captured headers belong to the server span; a nested span would repeat them.
         patterns = self._settings.captured_request_headers
         if patterns and not nested:

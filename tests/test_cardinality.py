@@ -156,7 +156,8 @@ def test_made_up_methods_and_http_versions_take_no_place_among_the_remembered_at
     remembered = telemetry_of(shop)._reading._shared_seen  # white box: the bound is the point
     assert len(remembered) == 0
     shop.handle_request("GET", "/items/1", {}, b"", connection=ConnectionInfo(protocol_version="1.1"))
-    assert len(remembered) == 1
+    shop.handle_request("GET", "/items/1", {}, b"")  # no connection: no version, still the usual request
+    assert len(remembered) == 2
     assert len(metric_points(metric_reader, DURATION[semconv_mode])) <= 4
 
 
