@@ -4,10 +4,11 @@ pyperf times vary by several µs from one run to the next on a shared VM,
 more than the project's own share of a request. Valgrind's callgrind tool
 counts the machine instructions a process executes instead, which is the
 same from run to run within about 1% (the span processor's thread, which
-runs when valgrind schedules it, is most of the rest). Each scenario of ``bench_dispatch.py`` runs in its own process under
-callgrind twice, with a warm-up and then ``--small`` and ``--large``
-requests; the difference divided by the difference in requests is the
-instructions one request takes, start-up and warm-up cancelled out.
+runs when valgrind schedules it, is most of the rest). Each scenario of
+``bench_dispatch.py`` runs in its own process under callgrind twice,
+with a warm-up and then ``--small`` and ``--large`` requests; the
+difference divided by the difference in requests is the instructions one
+request takes, start-up and warm-up cancelled out.
 
 Printed: each scenario's instructions per request, the overhead over
 ``bare`` as a multiple of ``b_sdk_batch``'s (as ``run_benchmarks.py``
