@@ -96,17 +96,14 @@ class Instruments:
         labeled = has_labels()
         new = old = None
         if self._duration_s is not None:
-            # The finished dict of this outcome, made once (SharedAttributes.outcomes).
-            new = shared.outcomes.get((status, error_type, True)) or shared.duration_new_with(
-                status, error_type
-            )
+            new = shared.duration_new_with(status, error_type)
             if extras:
                 new = {**new, **extras}  # the shared dict stays as made
             if labeled:
                 new = enrich_metric_attributes(new)
             self._duration_s.record(duration_s, new)
         if self._duration_ms is not None:
-            old = shared.outcomes.get((status, None, False)) or shared.duration_old_with(status)
+            old = shared.duration_old_with(status)
             if labeled:
                 old = enrich_metric_attributes(old)
             self._duration_ms.record(duration_s * 1000.0, old)

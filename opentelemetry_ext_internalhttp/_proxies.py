@@ -213,9 +213,9 @@ class ProxyRules:
         if hop is None:
             # Most requests: made without NamedTuple's __new__ (see _make_tuple).
             return _make_tuple(Origin, (peer, False, scheme, host, None, root_path))
-        prefix = root_path
-        if hop.prefix and self._prefixes.admit(hop.prefix + root_path) is not None:
-            prefix = hop.prefix + root_path
+        prefix = (hop.prefix or "") + root_path
+        if prefix != root_path and self._prefixes.admit(prefix) is None:
+            prefix = root_path  # past the bound: the serving layer's own root
         return Origin(
             hop.client if hop.chained else peer,
             hop.chained,

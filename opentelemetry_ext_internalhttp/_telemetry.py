@@ -233,12 +233,7 @@ class _RequestTelemetry:
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        if nested:
-            parent, links = None, None
-        elif self._settings.public_endpoint is False:
-            parent, links = extract_from_request(headers), None
-        else:
-            parent, links = self._parent_of(server, request, body)
+        parent, links = (None, None) if nested else self._parent_of(server, request, headers, body)
         if self._sdk.maybe_none and self._sdk.nothing_records():
             # No SDK behind the API: only the caller's trace context needs
             # carrying, so that the handler's outgoing calls stay in its trace.
@@ -305,14 +300,14 @@ class _RequestTelemetry:
         return skipped
 
     def _parent_of(
-        self, server: InternalHTTPServer, request: Request, body: Optional[bytes]
+        self, server: InternalHTTPServer, request: Request, headers: Mapping[str, str], body: Optional[bytes]
     ) -> tuple[Context, Optional[list[Link]]]:
         """The span's parent context, and its links.
 
         A public request starts a new trace: the caller's span context is
         only linked, its baggage dropped, and sampling decided as for a root.
         """
-        caller = extract_from_request(request.headers.lowered())
+        caller = extract_from_request(headers)
         if not self._is_public(server, request, body):
             return caller, None
         caller_span = trace.get_current_span(caller).get_span_context()

@@ -56,14 +56,11 @@ def request_carrier(headers: Mapping[str, str]) -> Mapping[str, str]:
 
 def extract_from_request(headers: Mapping[str, str]) -> Context:
     """The caller's context (trace and baggage) through the global propagator, quietly."""
-    traceparent = headers.get("traceparent")
-    if (traceparent is None or len(traceparent) <= _MAX_TRACE_HEADER_LENGTH) and not (
-        "tracestate" in headers or "baggage" in headers
-    ):
-        # Most requests: nothing the API would drop or warn about.
-        return extract(headers)
+    carrier = request_carrier(headers)
+    if "baggage" not in carrier and "tracestate" not in carrier:
+        return extract(carrier)  # nothing left that the API would warn about
     with _quietly():
-        return extract(request_carrier(headers))
+        return extract(carrier)
 
 
 @contextmanager
