@@ -267,8 +267,11 @@ class _RequestTelemetry:
             shared.span_name, context=parent, kind=kind, attributes=attributes, links=links
         )
         # Counted outside the span's context; the duration is recorded inside.
-        if self._instruments.counts_active:
-            self._instruments.count_active(1, shared)
+        if self._instruments.active is not None:
+            try:  # per request: a try, not a with (see _guard)
+                self._instruments.active.add(1, shared.active)
+            except Exception:
+                _guard.COUNT_ACTIVE.failed()
         token = context.attach(trace.set_span_in_context(span, parent))
         view = None
         if not self._hookless and run_hooks:
@@ -308,7 +311,8 @@ class _RequestTelemetry:
         only linked, its baggage dropped, and sampling decided as for a root.
         """
         caller = extract_from_request(headers)
-        if not self._is_public(server, request, body):
+        # False, the default, without the call: this runs on every request.
+        if self._settings.public_endpoint is False or not self._is_public(server, request, body):
             return caller, None
         caller_span = trace.get_current_span(caller).get_span_context()
         return Context(), [Link(caller_span)] if caller_span.is_valid else None
@@ -371,8 +375,7 @@ class _RequestTelemetry:
                 context.detach(state.token)
             return
         span = state.span
-        # Each step is guarded on its own, so that one failing still lets the
-        # others record; per request, a try each, not a with (see _guard).
+        # A try per step, so that one failing still lets the others record.
         try:
             status = response.status if response is not None else status_sent(None, error)
             error_type: Optional[str] = None
@@ -393,16 +396,16 @@ class _RequestTelemetry:
             except Exception:
                 _guard.RECORD_DURATION.failed()
         finally:
-            try:
-                # end() runs every span processor's on_end, and the SDK lets
-                # their exceptions through: one must not replace the
-                # handler's response or exception.
+            try:  # the SDK lets a span processor's exception through end()
                 span.end()
             except Exception:
                 _guard.END_SPAN.failed()
             context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
-            if self._instruments.counts_active:
-                self._instruments.count_active(-1, shared)
+            if self._instruments.active is not None:
+                try:
+                    self._instruments.active.add(-1, shared.active)
+                except Exception:
+                    _guard.COUNT_ACTIVE.failed()
 
 
 def _schema_url(mode: _StabilityMode, keys: AttributeKeys, settings: Settings) -> str:
