@@ -32,35 +32,38 @@ _PROPAGATOR_LOGGERS = (
 _EXTRACTING: ContextVar[bool] = ContextVar("opentelemetry_ext_internalhttp_extracting", default=False)
 
 
-def request_carrier(headers: Mapping[str, str]) -> Mapping[str, str]:
-    """The headers to extract from: without a ``traceparent`` or ``tracestate`` over 512 characters.
+def extract_from_request(headers: Mapping[str, str]) -> Context:
+    """The caller's context (trace and baggage) through the global propagator, quietly.
 
-    >>> sorted(request_carrier({"traceparent": "0" * 513, "host": "h"}))
-    ['host']
-    >>> headers = {"traceparent": "00-" + "1" * 32 + "-" + "2" * 16 + "-01"}
-    >>> request_carrier(headers) is headers
+    A ``traceparent`` or ``tracestate`` over 512 characters is left out
+    first, as if absent:
+
+    >>> from opentelemetry.trace import get_current_span
+    >>> parent = "00-" + "1" * 32 + "-" + "2" * 16 + "-01"
+    >>> get_current_span(extract_from_request({"traceparent": parent})).get_span_context().is_valid
     True
+    >>> too_long = {"traceparent": parent, "tracestate": "k=" + "v" * 511}
+    >>> get_current_span(extract_from_request(too_long)).get_span_context().is_valid
+    True
+    >>> too_long["traceparent"] = parent + "-" + "0" * 512
+    >>> get_current_span(extract_from_request(too_long)).get_span_context().is_valid
+    False
     """
+    # One look at each trace header, in this one frame: this runs on every request.
     traceparent = headers.get("traceparent")
     tracestate = headers.get("tracestate")
-    if (traceparent is None or len(traceparent) <= _MAX_TRACE_HEADER_LENGTH) and (
-        tracestate is None or len(tracestate) <= _MAX_TRACE_HEADER_LENGTH
+    if (traceparent is not None and len(traceparent) > _MAX_TRACE_HEADER_LENGTH) or (
+        tracestate is not None and len(tracestate) > _MAX_TRACE_HEADER_LENGTH
     ):
-        return headers
-    return {
-        name: value
-        for name, value in headers.items()
-        if name not in _TRACE_HEADERS or len(value) <= _MAX_TRACE_HEADER_LENGTH
-    }
-
-
-def extract_from_request(headers: Mapping[str, str]) -> Context:
-    """The caller's context (trace and baggage) through the global propagator, quietly."""
-    carrier = request_carrier(headers)
-    if "baggage" not in carrier and "tracestate" not in carrier:
-        return extract(carrier)  # nothing left that the API would warn about
+        headers = {
+            name: value
+            for name, value in headers.items()
+            if name not in _TRACE_HEADERS or len(value) <= _MAX_TRACE_HEADER_LENGTH
+        }
+    if "baggage" not in headers and "tracestate" not in headers:
+        return extract(headers)  # nothing left that the API would warn about
     with _quietly():
-        return extract(carrier)
+        return extract(headers)
 
 
 @contextmanager
