@@ -17,8 +17,9 @@ Everything here is a pure function of its inputs, so each rule is shown by
 example and tested on its own.
 
 >>> rules = ProxyRules(TrustedProxies.parse(["10.0.0.0/8"]), "x-forwarded")
+>>> from internalhttp.server import ConnectionInfo
 >>> origin = rules.origin("/p", {"x-forwarded-for": "1.2.3.4, 203.0.113.9", "x-forwarded-proto": "https"},
-...                       "10.0.0.2", "tcp", "http")
+...                       ConnectionInfo(client_address="10.0.0.2"))
 >>> origin.client, origin.scheme, origin.forwarded
 ('203.0.113.9', 'https', True)
 """
@@ -28,6 +29,8 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from ipaddress import IPv4Network, IPv6Network, ip_address, ip_network
 from typing import NamedTuple, Optional, Union
+
+from internalhttp.server import ConnectionInfo
 
 from opentelemetry_ext_internalhttp._attributes import DEFAULT_PORTS, BoundedValues, parse_port, split_host
 
@@ -196,17 +199,12 @@ class ProxyRules:
         """Whether the connection's peer is a trusted proxy (see :meth:`TrustedProxies.trusts`)."""
         return self.trusted.trusts(peer, transport)
 
-    def origin(
-        self,
-        target: str,
-        headers: Mapping[str, str],
-        peer: Optional[str],
-        transport: str,
-        connection_scheme: Optional[str],
-        root_path: str = "",
-    ) -> Origin:
+    def origin(self, target: str, headers: Mapping[str, str], connection: ConnectionInfo) -> Origin:
         """The request's origin: the connection's own values, then what trusted proxies said."""
-        scheme = connection_scheme if connection_scheme in DEFAULT_PORTS else "http"
+        peer = connection.client_address
+        transport = connection.transport
+        root_path = connection.root_path
+        scheme = connection.scheme if connection.scheme in DEFAULT_PORTS else "http"
         # An absolute-form target names the host; most targets start with "/".
         host = (target[:1] != "/" and target_host(target)) or headers.get(":authority") or headers.get("host")
         hop = self._hop(headers) if self.trusted.trusts(peer, transport) else None

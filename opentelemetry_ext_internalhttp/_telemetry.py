@@ -219,27 +219,33 @@ class _RequestTelemetry:
         if not is_http_instrumentation_enabled():
             return None
         headers = request.headers.lowered()
-        connection = request.connection
-        origin = self._settings.proxies.origin(
-            request.target,
-            headers,
-            connection.client_address,
-            connection.transport,
-            connection.scheme,
-            connection.root_path,
-        )
+        if self._sdk.maybe_none and self._sdk.nothing_records():
+            return self._carry_context(server, request, headers, body)
+        origin = self._settings.proxies.origin(request.target, headers, request.connection)
         if self._filtering and self._is_skipped(server, request, body, origin):
             return None
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
         parent, links = (None, None) if nested else self._parent_of(server, request, headers, body)
-        if self._sdk.maybe_none and self._sdk.nothing_records():
-            # No SDK behind the API: only the caller's trace context needs
-            # carrying, so that the handler's outgoing calls stay in its trace.
-            token = None if parent is None else context.attach(parent)
-            return _RequestState(INVALID_SPAN, token, None, None, False)
         return self._open(server, request, headers, body, origin, nested, parent, links, run_hooks)
+
+    def _carry_context(
+        self, server: InternalHTTPServer, request: Request, headers: Mapping[str, str], body: Optional[bytes]
+    ) -> Optional[_RequestState]:
+        """No SDK behind the API: only the caller's trace context needs carrying.
+
+        So that the handler's outgoing calls stay in the caller's trace; the
+        request's origin is read only when a filter needs it.
+        """
+        if self._filtering:
+            origin = self._settings.proxies.origin(request.target, headers, request.connection)
+            if self._is_skipped(server, request, body, origin):
+                return None
+        if trace.get_current_span() is not INVALID_SPAN:
+            return _RequestState(INVALID_SPAN, None, None, None, False)  # nested: nothing to carry
+        parent, _ = self._parent_of(server, request, headers, body)
+        return _RequestState(INVALID_SPAN, context.attach(parent), None, None, False)
 
     def _open(
         self,

@@ -163,3 +163,39 @@ def test_with_no_sdk_the_handler_still_runs_in_the_callers_trace_context(
     assert inside.trace_id == TRACE_ID
     assert inside.span_id == PARENT_ID
     assert after == trace.INVALID_SPAN.get_span_context()
+
+
+NO_OP_PROVIDERS = {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()}
+
+
+@pytest.mark.parametrize(
+    "exclusion",
+    [{"excluded_urls": "traced"}, {"excluded_methods": "GET"}],
+    ids=["excluded URL", "excluded method"],
+)
+def test_with_no_sdk_an_excluded_request_does_not_carry_the_callers_trace_context(
+    instrumentor: InternalHTTPInstrumentor, exclusion: dict[str, Any]
+) -> None:
+    from opentelemetry import trace
+
+    instrumentor.instrument(**NO_OP_PROVIDERS, **exclusion)
+
+    inside, _ = _trace_context_seen_by_handler(lambda: internalhttp.server.InternalHTTPServer("shop"))
+
+    assert inside == trace.INVALID_SPAN.get_span_context()
+
+
+def test_with_no_sdk_a_request_inside_a_current_span_keeps_that_span_current(
+    instrumentor: InternalHTTPInstrumentor,
+) -> None:
+    from opentelemetry import trace
+    from opentelemetry.trace import NonRecordingSpan, SpanContext, TraceFlags
+
+    instrumentor.instrument(**NO_OP_PROVIDERS)
+    outer = SpanContext(0x1234, 0x5678, is_remote=False, trace_flags=TraceFlags(1))
+
+    with trace.use_span(NonRecordingSpan(outer)):
+        inside, after = _trace_context_seen_by_handler(lambda: internalhttp.server.InternalHTTPServer("shop"))
+
+    assert inside == outer
+    assert after == outer
