@@ -315,7 +315,8 @@ the bytes unchanged. Bodies often hold personal data: opt in knowingly.
 
 Excluded (excluded_urls, excluded_methods, exclude) and suppressed requests (suppress_instrumentation(),
 suppress_http_instrumentation()) record nothing. With no SDK behind the API
-and no hooks, only the caller's trace context is carried into the handler.
+and no hooks, only the caller's trace context is carried into the handler
+(an excluded request's is not).
 A failure inside the telemetry is logged and the request goes on; no
 request content makes the instrumentation log at WARNING or above. A hook
 that raises is logged, recorded as an exception event on the span, and
