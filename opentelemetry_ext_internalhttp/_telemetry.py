@@ -242,10 +242,10 @@ class _RequestTelemetry:
             origin = self._settings.proxies.origin(request.target, headers, request.connection)
             if self._is_skipped(server, request, body, origin):
                 return None
-        if trace.get_current_span() is not INVALID_SPAN:
-            return _RequestState(INVALID_SPAN, None, None, None, False)  # nested: nothing to carry
-        parent, _ = self._parent_of(server, request, headers, body)
-        return _RequestState(INVALID_SPAN, context.attach(parent), None, None, False)
+        token = None  # nested in a current span: nothing to carry
+        if trace.get_current_span() is INVALID_SPAN:
+            token = context.attach(self._parent_of(server, request, headers, body)[0])
+        return _RequestState(INVALID_SPAN, token, None, None, False)
 
     def _open(
         self,

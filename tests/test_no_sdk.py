@@ -21,6 +21,8 @@ from otel_testing import PARENT_ID, TRACE_ID, TRACEPARENT
 
 from opentelemetry_ext_internalhttp import InternalHTTPInstrumentor
 
+NO_OP_PROVIDERS = {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()}
+
 
 class HandlerFailure(Exception):
     pass
@@ -46,8 +48,7 @@ def server(
 ) -> Any:
     """A server with the users route, instrumented with no-op providers and probe hooks."""
     config: dict[str, Any] = {
-        "tracer_provider": NoOpTracerProvider(),
-        "meter_provider": NoOpMeterProvider(),
+        **NO_OP_PROVIDERS,
         "request_hook": lambda span, view: hook_calls.append("request_hook"),
         "response_hook": lambda span, view, response: hook_calls.append("response_hook"),
     }
@@ -146,7 +147,7 @@ def _trace_context_seen_by_handler(server_factory: Any) -> tuple[Any, Any]:
 @pytest.mark.parametrize(
     "providers",
     [
-        {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()},
+        NO_OP_PROVIDERS,
         {},  # the global providers, with no SDK ever installed behind them
     ],
     ids=["no-op providers", "unset global providers"],
@@ -163,9 +164,6 @@ def test_with_no_sdk_the_handler_still_runs_in_the_callers_trace_context(
     assert inside.trace_id == TRACE_ID
     assert inside.span_id == PARENT_ID
     assert after == trace.INVALID_SPAN.get_span_context()
-
-
-NO_OP_PROVIDERS = {"tracer_provider": NoOpTracerProvider(), "meter_provider": NoOpMeterProvider()}
 
 
 @pytest.mark.parametrize(
