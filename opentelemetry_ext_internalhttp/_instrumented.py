@@ -28,11 +28,11 @@ from opentelemetry_ext_internalhttp._telemetry import _RequestTelemetry
 
 _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
 
-# A server's own telemetry lives in its __dict__ under this key: a
-# _RequestTelemetry from instrument_app, or None after uninstrument_app.
-# Without the key, a server follows its class (see telemetry_of).
-_INSTANCE_TELEMETRY = "_opentelemetry_telemetry"
-_FOLLOW_CLASS = object()  # no such key: the server follows its class
+# Where a server's telemetry is read: an attribute of the replacement class
+# (set by instrument(), None after uninstrument()), shadowed by the same
+# name on a server that has its own (instrument_app: a _RequestTelemetry;
+# uninstrument_app: None). So one attribute read finds the one that counts.
+_TELEMETRY = "_opentelemetry_telemetry"
 
 Answer = Callable[[Request, Any], Any]  # None in its place: the framework's dispatch
 
@@ -44,13 +44,8 @@ def telemetry_of(server: _OriginalInternalHTTPServer) -> Optional[_RequestTeleme
     uninstrument_app) wins; otherwise a server of the replacement class
     follows the class, switched by instrument() and uninstrument().
     """
-    own = server.__dict__
-    if _INSTANCE_TELEMETRY in own:
-        telemetry: Optional[_RequestTelemetry] = own[_INSTANCE_TELEMETRY]
-        return telemetry
-    if isinstance(server, _InstrumentedInternalHTTPServer):
-        return _InstrumentedInternalHTTPServer._class_telemetry
-    return None
+    telemetry: Optional[_RequestTelemetry] = getattr(server, _TELEMETRY, None)
+    return telemetry
 
 
 def _below(server: _OriginalInternalHTTPServer) -> type[_OriginalInternalHTTPServer]:
@@ -94,17 +89,13 @@ def handle_request(
     connection: Optional[ConnectionInfo] = None,
 ) -> Any:
     """``handle_request``, instrumented: the request inside its span, the handler's value unchanged."""
-    # telemetry_of and _answer_of for a server of the replacement class,
-    # written out: this runs on every request, and that is the usual case.
-    telemetry = server.__dict__.get(_INSTANCE_TELEMETRY, _FOLLOW_CLASS)
-    if telemetry is _FOLLOW_CLASS and isinstance(server, _InstrumentedInternalHTTPServer):
-        telemetry = _InstrumentedInternalHTTPServer._class_telemetry
-        if telemetry is not None:
-            return telemetry.handle_request(server, method, path, headers, body, connection, None)
-    telemetry = telemetry_of(server)
+    # telemetry_of, written out: this runs on every request.
+    telemetry: Optional[_RequestTelemetry] = getattr(server, _TELEMETRY, None)
     if telemetry is None:
         return _below(server).handle_request(server, method, path, headers, body, connection=connection)
-    return telemetry.handle_request(server, method, path, headers, body, connection, _answer_of(server))
+    # A server of the replacement class answers with the framework's dispatch (None).
+    answer = None if isinstance(server, _InstrumentedInternalHTTPServer) else _answer_of(server)
+    return telemetry.handle_request(server, method, path, headers, body, connection, answer)
 
 
 def refused(server: _OriginalInternalHTTPServer, refusal: Refusal) -> None:
@@ -129,9 +120,10 @@ class _InstrumentedInternalHTTPServer(_OriginalInternalHTTPServer):
     (and ``refused`` and ``log_failure``; see the module documentation).
     """
 
-    # Shared by every instance: set by instrument(), None after uninstrument(),
-    # so instances made while instrumented go quiet without being tracked.
-    _class_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
+    # Shared by every instance (see _TELEMETRY): set by instrument(), None
+    # after uninstrument(), so instances made while instrumented go quiet
+    # without being tracked.
+    _opentelemetry_telemetry: ClassVar[Optional[_RequestTelemetry]] = None
 
     handle_request = handle_request
     refused = refused
@@ -153,7 +145,7 @@ _REDACTION = ("sensitive_query_parameters", "sensitive_path_parameters", "servin
 def set_class_telemetry(telemetry: Optional[_RequestTelemetry]) -> None:
     """What every server of the replacement class records with (instrument(); None: uninstrument())."""
     cls = _InstrumentedInternalHTTPServer
-    cls._class_telemetry = telemetry
+    cls._opentelemetry_telemetry = telemetry
     for name in _REDACTION:
         if telemetry is not None:
             setattr(cls, name, getattr(telemetry, name))
@@ -163,7 +155,7 @@ def set_class_telemetry(telemetry: Optional[_RequestTelemetry]) -> None:
 
 def instrument_server(server: _OriginalInternalHTTPServer, telemetry: _RequestTelemetry) -> None:
     """Give one server its own telemetry (instrument_app)."""
-    setattr(server, _INSTANCE_TELEMETRY, telemetry)
+    setattr(server, _TELEMETRY, telemetry)
     for name in _REDACTION:
         setattr(server, name, getattr(telemetry, name))
     if not isinstance(server, _InstrumentedInternalHTTPServer):
@@ -178,11 +170,11 @@ def uninstrument_server(server: _OriginalInternalHTTPServer) -> None:
     """Stop one server's telemetry, whichever way it was started (uninstrument_app)."""
     if isinstance(server, _InstrumentedInternalHTTPServer):
         # An explicit "off" for this instance, which wins over the class.
-        setattr(server, _INSTANCE_TELEMETRY, None)
+        setattr(server, _TELEMETRY, None)
         for name in _REDACTION:
             setattr(server, name, getattr(_OriginalInternalHTTPServer, name))
         return
     own = vars(server)
-    for name in (*_INTERCEPTIONS, *_REDACTION, _INSTANCE_TELEMETRY):
+    for name in (*_INTERCEPTIONS, *_REDACTION, _TELEMETRY):
         own.pop(name, None)
     setattr(server, "_is_instrumented_by_opentelemetry", False)  # noqa: B010  # not a declared attribute
