@@ -227,7 +227,12 @@ class _RequestTelemetry:
         nested = trace.get_current_span() is not INVALID_SPAN
         # Behind another instrumented layer that already made the server
         # span, nest under it instead of claiming a second one.
-        parent, links = (None, None) if nested else self._parent_of(server, request, headers, body)
+        if nested:
+            parent, links = None, None
+        elif self._settings.public_endpoint is False:  # the default, without a call: every request
+            parent, links = extract_from_request(headers), None
+        else:
+            parent, links = self._parent_of(server, request, headers, body)
         return self._open(server, request, headers, body, origin, nested, parent, links, run_hooks)
 
     def _carry_context(
@@ -273,9 +278,10 @@ class _RequestTelemetry:
             shared.span_name, context=parent, kind=kind, attributes=attributes, links=links
         )
         # Counted outside the span's context; the duration is recorded inside.
-        if self._instruments.active is not None:
+        active = self._instruments.active
+        if active is not None:
             try:  # per request: a try, not a with (see _guard)
-                self._instruments.active.add(1, shared.active)
+                active.add(1, shared.active)
             except Exception:
                 _guard.COUNT_ACTIVE.failed()
         token = context.attach(trace.set_span_in_context(span, parent))
@@ -317,7 +323,6 @@ class _RequestTelemetry:
         only linked, its baggage dropped, and sampling decided as for a root.
         """
         caller = extract_from_request(headers)
-        # False, the default, without the call: this runs on every request.
         if self._settings.public_endpoint is False or not self._is_public(server, request, body):
             return caller, None
         caller_span = trace.get_current_span(caller).get_span_context()
@@ -407,9 +412,10 @@ class _RequestTelemetry:
             except Exception:
                 _guard.END_SPAN.failed()
             context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
-            if self._instruments.active is not None:
+            active = self._instruments.active
+            if active is not None:
                 try:
-                    self._instruments.active.add(-1, shared.active)
+                    active.add(-1, shared.active)
                 except Exception:
                     _guard.COUNT_ACTIVE.failed()
 

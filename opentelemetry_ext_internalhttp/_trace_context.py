@@ -60,8 +60,8 @@ def extract_from_request(headers: Mapping[str, str]) -> Context:
             for name, value in headers.items()
             if name not in _TRACE_HEADERS or len(value) <= _MAX_TRACE_HEADER_LENGTH
         }
-    if "baggage" not in headers and "tracestate" not in headers:
-        return extract(headers)  # nothing left that the API would warn about
+    if tracestate is None and "baggage" not in headers:
+        return extract(headers)  # nothing that the API would warn about
     with _quietly():
         return extract(headers)
 
