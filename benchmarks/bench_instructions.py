@@ -2,13 +2,19 @@
 
 pyperf times vary by several µs from one run to the next on a shared VM,
 more than the project's own share of a request. Valgrind's callgrind tool
-counts the machine instructions a process executes instead, which is the
-same from run to run within about 1% (the span processor's thread, which
-runs when valgrind schedules it, is most of the rest). Each scenario of
-``bench_dispatch.py`` runs in its own process under callgrind twice,
-with a warm-up and then ``--small`` and ``--large`` requests; the
+counts the machine instructions a process executes instead. Each
+scenario of ``bench_dispatch.py`` runs in its own process under callgrind
+twice, with a warm-up and then ``--small`` and ``--large`` requests; the
 difference divided by the difference in requests is the instructions one
 request takes, start-up and warm-up cancelled out.
+
+String hashes are salted per process, and the salt decides where keys land
+in every dict and set a request touches: with a random salt, the count of
+one scenario moved by up to 6k instructions between processes, more than
+most changes to the code. So each scenario is counted once per fixed
+``PYTHONHASHSEED`` in ``--seeds`` (a count with a fixed seed repeats within
+a few instructions) and the median over the seeds is printed, with the
+seeds' spread beside it.
 
 Printed: each scenario's instructions per request, the overhead over
 ``bare`` as a multiple of ``b_sdk_batch``'s (as ``run_benchmarks.py``
@@ -17,10 +23,11 @@ minus its replay, as a multiple of ``b_sdk_batch``'s overhead. The batch
 span processor's timer is set beyond the run (``OTEL_BSP_SCHEDULE_DELAY``),
 so it exports by size only, at the same requests in every run.
 
-    python benchmarks/bench_instructions.py [--small 200] [--large 1200] [--jobs 2] [--scenarios a,b]
+    python benchmarks/bench_instructions.py [--small 200] [--large 1200] [--jobs 2]
+        [--seeds 0,1,2] [--scenarios a,b]
 
 Needs ``valgrind`` on the PATH (Debian: ``apt-get install valgrind``); each
-scenario takes about 20 s of CPU at the defaults.
+scenario takes about 20 s of CPU per seed at the defaults.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import subprocess
 import sys
 from concurrent.futures import ThreadPoolExecutor
@@ -56,10 +64,10 @@ for _ in range({requests}):
 """
 
 
-def instructions(scenario: str, requests: int, warmup: int) -> int:
+def instructions(scenario: str, requests: int, warmup: int, seed: int) -> int:
     """The instructions of a process that makes ``scenario`` and sends it ``warmup + requests`` requests."""
     code = _CHILD.format(here=str(HERE), scenario=scenario, warmup=warmup, requests=requests)
-    environment = dict(os.environ, OTEL_BSP_SCHEDULE_DELAY="3600000")
+    environment = dict(os.environ, OTEL_BSP_SCHEDULE_DELAY="3600000", PYTHONHASHSEED=str(seed))
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
         capture_output=True,
@@ -74,27 +82,30 @@ def instructions(scenario: str, requests: int, warmup: int) -> int:
     return int(found.group(1))
 
 
-def per_request(scenario: str, small: int, large: int, warmup: int) -> float:
-    return (instructions(scenario, large, warmup) - instructions(scenario, small, warmup)) / (large - small)
+def per_request(scenario: str, small: int, large: int, warmup: int, seed: int) -> float:
+    large_count = instructions(scenario, large, warmup, seed)
+    return (large_count - instructions(scenario, small, warmup, seed)) / (large - small)
 
 
-def report(counts: dict[str, float]) -> list[str]:
-    """The table: instructions per request, and the shares ``run_benchmarks.py`` prints as ratios."""
-    lines = [f"{'scenario':<28}{'instructions':>14}{'x b_sdk_batch':>15}"]
-    bare = counts.get("bare")
-    reference = counts["b_sdk_batch"] - bare if bare is not None and "b_sdk_batch" in counts else None
-    for scenario, count in counts.items():
+def report(counts: dict[str, list[float]]) -> list[str]:
+    """The table: instructions per request (median over the seeds), and the shares as ratios."""
+    medians = {scenario: statistics.median(per_seed) for scenario, per_seed in counts.items()}
+    lines = [f"{'scenario':<28}{'instructions':>14}{'seeds spread':>14}{'x b_sdk_batch':>15}"]
+    bare = medians.get("bare")
+    reference = medians["b_sdk_batch"] - bare if bare is not None and "b_sdk_batch" in medians else None
+    for scenario, count in medians.items():
         ratio = ""
         if reference and scenario not in ("bare", "b_sdk_batch") and bare is not None:
             ratio = f"{(count - bare) / reference:.3f}"
-        lines.append(f"{scenario:<28}{count:>14,.0f}{ratio:>15}")
-    if reference:
-        lines.append("")
-        lines.append("own Python (instrumented - replay):")
-        for mode, replay in MODES.items():
-            if mode in counts and replay in counts:
-                own = counts[mode] - counts[replay]
-                lines.append(f"  {mode:<26}{own:>12,.0f}  {own / reference:.3f}x b_sdk_batch")
+        spread = max(counts[scenario]) - min(counts[scenario])
+        lines.append(f"{scenario:<28}{count:>14,.0f}{spread:>14,.0f}{ratio:>15}")
+    lines.append("")
+    lines.append("own Python (instrumented - replay):")
+    for mode, replay in MODES.items():
+        if mode in medians and replay in medians:
+            own = medians[mode] - medians[replay]
+            share = f"  {own / reference:.3f}x b_sdk_batch" if reference else ""
+            lines.append(f"  {mode:<26}{own:>12,.0f}{share}")
     return lines
 
 
@@ -105,16 +116,21 @@ def main() -> int:
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="scenarios counted at once")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
+    parser.add_argument("--seeds", default="0,1,2", help="PYTHONHASHSEED values, each counted once")
     options = parser.parse_args()
     if shutil.which("valgrind") is None:
         print("valgrind is not installed (Debian: apt-get install valgrind)", file=sys.stderr)
         return 2
     scenarios = [name for name in options.scenarios.split(",") if name]
+    seeds = [int(seed) for seed in options.seeds.split(",") if seed]
+    runs = [(name, seed) for name in scenarios for seed in seeds]
     with ThreadPoolExecutor(options.jobs) as pool:
         results = pool.map(
-            lambda name: per_request(name, options.small, options.large, options.warmup), scenarios
+            lambda run: per_request(run[0], options.small, options.large, options.warmup, run[1]), runs
         )
-        counts = dict(zip(scenarios, results, strict=True))
+        counts: dict[str, list[float]] = {name: [] for name in scenarios}
+        for (name, _), result in zip(runs, results, strict=True):
+            counts[name].append(result)
     print("\n".join(report(counts)))
     return 0
 
