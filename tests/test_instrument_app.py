@@ -243,6 +243,19 @@ def test_uninstrument_app_stops_metrics(
     assert drain_metric_names(metric_reader) == []
 
 
+def test_a_handle_request_kept_from_before_uninstrument_app_answers_untraced(
+    providers: dict[str, Any], span_exporter: InMemorySpanExporter
+) -> None:
+    server = users_server(internalhttp.server.InternalHTTPServer)
+    instrument_app(server, **providers)
+    kept = server.handle_request  # bound while instrumented, as a serving layer may hold it
+
+    uninstrument_app(server)
+
+    assert kept("GET", "/users/42", {}, b"") == USER_RESPONSE
+    assert span_exporter.get_finished_spans() == ()
+
+
 def test_uninstrument_app_leaves_other_replacement_class_servers_traced(
     instrumentor: InternalHTTPInstrumentor, providers: dict[str, Any], span_exporter: InMemorySpanExporter
 ) -> None:
