@@ -229,7 +229,8 @@ class _RequestTelemetry:
         # span, nest under it instead of claiming a second one.
         if nested:
             parent, links = None, None
-        elif self._settings.public_endpoint is False:  # the default, without a call: every request
+        elif self._settings.public_endpoint is False:
+            # The default, decided here without _parent_of's calls: this runs on every request.
             parent, links = extract_from_request(headers), None
         else:
             parent, links = self._parent_of(server, request, headers, body)
@@ -323,7 +324,7 @@ class _RequestTelemetry:
         only linked, its baggage dropped, and sampling decided as for a root.
         """
         caller = extract_from_request(headers)
-        if self._settings.public_endpoint is False or not self._is_public(server, request, body):
+        if not self._is_public(server, request, body):
             return caller, None
         caller_span = trace.get_current_span(caller).get_span_context()
         return Context(), [Link(caller_span)] if caller_span.is_valid else None
