@@ -114,7 +114,7 @@ def main() -> int:
     parser.add_argument("--small", type=int, default=200)
     parser.add_argument("--large", type=int, default=1200)
     parser.add_argument("--warmup", type=int, default=300)
-    parser.add_argument("--jobs", type=int, default=2, help="scenarios counted at once")
+    parser.add_argument("--jobs", type=int, default=2, help="counts (a scenario with one seed) run at once")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
     parser.add_argument("--seeds", default="0,1,2", help="PYTHONHASHSEED values, each counted once")
     options = parser.parse_args()
