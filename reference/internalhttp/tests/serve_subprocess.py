@@ -18,6 +18,7 @@ import atexit
 import re
 import resource
 import selectors
+import signal
 import subprocess
 import sys
 import time
@@ -83,6 +84,10 @@ def main() -> int:
     parser.add_argument("--grace-period", type=float, default=10.0)
     parser.add_argument("--head-timeout", type=float, default=10.0)
     args = parser.parse_args()
+    # A process started from a run that ignores SIGINT (nohup, a script's
+    # background job) inherits that, and Python then leaves it ignored: give
+    # it the handler a command-line run has, so that SIGINT tests are the same anywhere.
+    signal.signal(signal.SIGINT, signal.default_int_handler)
     if args.nofile:
         resource.setrlimit(resource.RLIMIT_NOFILE, (args.nofile, args.nofile))
     app = build_app()
