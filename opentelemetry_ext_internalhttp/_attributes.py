@@ -18,8 +18,9 @@ configuration into an :class:`AttributeKeys` (``http/dup`` writes both).
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable, Mapping
+from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any, Generic, NamedTuple, Optional, TypeVar
+from typing import Any, Generic, Optional, TypeVar
 
 from internalhttp.redaction import SENSITIVE_QUERY_PARAMETERS, redact_query
 from internalhttp.routing import CodeLocation
@@ -71,7 +72,8 @@ _MAX_PORT_DIGITS = 5
 _V = TypeVar("_V", bound=Hashable)
 
 
-class AttributeKeys(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: read on every request (see _config.Settings)
+class AttributeKeys:
     """The attribute keys one semantic-convention mode writes, for each fact."""
 
     old: bool

@@ -17,7 +17,8 @@ vary at will.
 
 from __future__ import annotations
 
-from typing import Any, NamedTuple, Optional
+from dataclasses import dataclass
+from typing import Any, Optional
 
 from opentelemetry.semconv._incubating.attributes.http_attributes import HTTP_STATUS_CODE
 from opentelemetry.semconv.attributes.error_attributes import ERROR_TYPE
@@ -27,7 +28,8 @@ from opentelemetry_ext_internalhttp._attributes import AttributeKeys
 from opentelemetry_ext_internalhttp._methods import OTHER_METHOD
 
 
-class SharedAttributes(NamedTuple):
+@dataclass(frozen=True, slots=True)  # slots: read on every request (see _config.Settings)
+class SharedAttributes:
     span_name: str
     span: dict[str, Any]
     duration_old: dict[str, Any]
