@@ -7,7 +7,8 @@ same interceptions on one server as instance attributes. Each interception
 is written once, below, and used both ways:
 
 * ``handle_request``: the one entry of a request that reaches the
-  application; its span starts and ends there;
+  application; its span starts and ends there, the framework's prepare,
+  dispatch and conclude in between;
 * ``refused``: a request a serving layer answered itself;
 * ``log_failure``: the framework's error line, not written when the
   exception is emitted as a log event instead.
@@ -19,11 +20,12 @@ none, does what the class below it does.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any, Callable, ClassVar, Optional
+from typing import Any, ClassVar, Optional
 
 import internalhttp.server
 from internalhttp.server import ConnectionInfo, Refusal, Request
 
+from opentelemetry_ext_internalhttp._request_state import Answer, _answer_and_conclude
 from opentelemetry_ext_internalhttp._telemetry import _RequestTelemetry
 
 _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
@@ -33,8 +35,6 @@ _OriginalInternalHTTPServer = internalhttp.server.InternalHTTPServer
 # name on a server that has its own (instrument_app: a _RequestTelemetry;
 # uninstrument_app: None). So one attribute read finds the one that counts.
 _TELEMETRY = "_opentelemetry_telemetry"
-
-Answer = Callable[[Request, Any], Any]  # None in its place: the framework's dispatch
 
 
 def telemetry_of(server: _OriginalInternalHTTPServer) -> Optional[_RequestTelemetry]:
@@ -88,14 +88,44 @@ def handle_request(
     *,
     connection: Optional[ConnectionInfo] = None,
 ) -> Any:
-    """``handle_request``, instrumented: the request inside its span, the handler's value unchanged."""
+    """``handle_request``, instrumented: the request inside its span, the handler's value unchanged.
+
+    The framework prepares the request, the span starts, the framework
+    dispatches it, the response hook runs, the framework concludes it (the
+    response as sent, the log lines) and the span ends with what was sent.
+    The hook runs before the framework concludes, so what it changes in the
+    handler's value is what the client gets. The handler's exception is
+    re-raised unchanged.
+    """
     # telemetry_of, written out: this runs on every request.
     telemetry: Optional[_RequestTelemetry] = getattr(server, _TELEMETRY, None)
     if telemetry is None:
         return _below(server).handle_request(server, method, path, headers, body, connection=connection)
     # A server of the replacement class answers with the framework's dispatch (None).
     answer = None if isinstance(server, _InstrumentedInternalHTTPServer) else _answer_of(server)
-    return telemetry.handle_request(server, method, path, headers, body, connection, answer)
+    try:
+        request = server.prepare(method, path, headers, connection)
+    except Exception as error:
+        # The framework cannot read this request (not a str target, not
+        # headers at all): it raises, as it would uninstrumented, and the
+        # request is still recorded with what can be read of it.
+        telemetry.record_unreadable(server, method, path, connection, error)
+        raise
+    state = telemetry.start(server, request, body)
+    if state is None:
+        return _answer_and_conclude(server, request, body, answer)
+    try:
+        value = server.dispatch(request, body) if answer is None else answer(request, body)
+    except Exception as error:
+        telemetry.conclude(state, server, request, None, error)
+        raise
+    except BaseException as interrupt:  # KeyboardInterrupt, SystemExit: nothing was sent
+        telemetry.finish(state, None, interrupt)
+        raise
+    if telemetry.response_hook is not None:
+        telemetry.run_response_hook(state, value)
+    telemetry.conclude(state, server, request, value, None)
+    return value
 
 
 def refused(server: _OriginalInternalHTTPServer, refusal: Refusal) -> None:

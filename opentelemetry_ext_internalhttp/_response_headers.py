@@ -8,8 +8,10 @@ Only the serving layer's copy of the response changes: the value
 
 from __future__ import annotations
 
+from typing import Optional
+
 from internalhttp.response import NormalizedResponse
-from opentelemetry.instrumentation.propagators import get_global_response_propagator
+from opentelemetry.instrumentation.propagators import ResponsePropagator
 from opentelemetry.propagators.textmap import Setter
 from opentelemetry.trace import Span
 
@@ -40,13 +42,15 @@ class _AppendHeader(Setter[list[tuple[str, str]]]):
 _APPEND_HEADER = _AppendHeader()
 
 
-def add_response_headers(response: NormalizedResponse, span: Span, server_timing: bool) -> None:
-    """The global response propagator's headers (``traceresponse``), and ``Server-Timing`` when asked for.
+def add_response_headers(
+    response: NormalizedResponse, span: Span, propagator: Optional[ResponsePropagator], server_timing: bool
+) -> None:
+    """The response propagator's headers (``traceresponse``), and ``Server-Timing`` when asked for.
 
-    Only the serving layer's copy changes: the value ``handle_request``
-    returned is left as the handler made it.
+    ``propagator`` is contrib's global response propagator (None when none
+    is set). Only the serving layer's copy changes: the value
+    ``handle_request`` returned is left as the handler made it.
     """
-    propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
     if propagator is not None:
         propagator.inject(response.headers, setter=_APPEND_HEADER)
     if server_timing:

@@ -2,16 +2,19 @@
 
 ``_RequestTelemetry`` holds everything decided once, when ``instrument()``
 or ``instrument_app()`` runs (tracer, instruments, semantic-convention
-mode, settings, hooks). A request flows one way through it, inside the
-instrumented ``handle_request``:
+mode, settings, hooks). The instrumented ``handle_request`` (``_instrumented``)
+takes a request one way through it, between the framework's steps:
 
-    prepare (framework) → span start → dispatch (framework) → response hook
-    → conclude (framework: the response as sent, the log lines) → finish
+    prepare (framework) → start → dispatch (framework) → run_response_hook
+    → conclude (the framework's conclude: the response as sent, the log
+    lines; then the response headers) → finish
 
-The attributes come from ``_request_attributes``, the points go to
-``_instruments``, how the request ended to ``_outcome``. Every telemetry
-step is guarded (``_guard``): a failure is logged and the request goes on
-with the handler's own result.
+``start`` returns the request's state (``_request_state.RequestState``),
+which the later steps take. The attributes come from
+``_request_attributes``, the points go to ``_instruments``, how the
+request ended to ``_outcome``. Every telemetry step is guarded
+(``_guard``): a failure is logged and the request goes on with the
+handler's own result.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from internalhttp.server import (
 from opentelemetry import context, trace
 from opentelemetry._logs import LoggerProvider, get_logger
 from opentelemetry.context import Context
+from opentelemetry.instrumentation.propagators import get_global_response_propagator
 from opentelemetry.instrumentation.utils import is_http_instrumentation_enabled
 from opentelemetry.metrics import MeterProvider, get_meter
 from opentelemetry.trace import INVALID_SPAN, Link, SpanKind
@@ -55,12 +59,10 @@ from opentelemetry_ext_internalhttp._outcome import OutcomeRecording, status_sen
 from opentelemetry_ext_internalhttp._proxies import Origin
 from opentelemetry_ext_internalhttp._request_attributes import RequestReading
 from opentelemetry_ext_internalhttp._request_state import (
-    Answer,
     RequestHook,
+    RequestState,
     RequestView,
     ResponseHook,
-    _answer_and_conclude,
-    _RequestState,
 )
 from opentelemetry_ext_internalhttp._response_headers import add_response_headers
 from opentelemetry_ext_internalhttp._serving_metrics import ServingMetrics
@@ -114,7 +116,7 @@ class _RequestTelemetry:
             keys, settings.server_error_statuses, settings.exception_signal.span_events, exception_logger
         )
         self._request_hook = request_hook
-        self._response_hook = response_hook
+        self.response_hook = response_hook
         self._hookless = request_hook is None and response_hook is None
         self._sdk = SdkPresence(
             self._tracer, tracer_provider is not None, meter, meter_provider is not None, self._hookless
@@ -127,51 +129,10 @@ class _RequestTelemetry:
         install_filter()
 
     # -- the entries -----------------------------------------------------------
-
-    def handle_request(
-        self,
-        server: InternalHTTPServer,
-        method: str,
-        target: str,
-        headers: object,
-        body: bytes,
-        connection: Optional[ConnectionInfo],
-        answer: Optional[Answer],
-    ) -> Any:
-        """``handle_request`` of an instrumented server: ``answer`` the request inside a span.
-
-        ``answer`` None is the framework's ``dispatch``. The response hook
-        runs before the framework concludes the request, so what it changes
-        in the handler's value is what the client gets. Returns the answer's
-        value, or re-raises its exception, unchanged.
-        """
-        try:
-            request = server.prepare(method, target, headers, connection)
-        except Exception as error:
-            # The framework cannot read this request (not a str target, not
-            # headers at all): it raises, as it would uninstrumented, and the
-            # request is still recorded with what can be read of it.
-            self._record_unreadable(server, method, target, connection, error)
-            raise
-        try:
-            state = self._start(server, request, body)
-        except Exception:  # per request: a try, not a with (see _guard)
-            _guard.START.failed()
-            state = None
-        if state is None:
-            return _answer_and_conclude(server, request, body, answer)
-        try:
-            value = server.dispatch(request, body) if answer is None else answer(request, body)
-        except Exception as error:
-            self._conclude(state, server, request, None, error)
-            raise
-        except BaseException as interrupt:  # KeyboardInterrupt, SystemExit: nothing was sent
-            self._finish(state, None, interrupt)
-            raise
-        if self._response_hook is not None and state.view is not None:
-            self._run_hook(state, self._response_hook, value)
-        self._conclude(state, server, request, value, None)
-        return value
+    #
+    # The instrumented handle_request (_instrumented) calls start, then
+    # response_hook and conclude (or finish, for an interrupt) around the
+    # framework's dispatch; the serving layer's refusals come to record_refusal.
 
     def record_refusal(self, server: InternalHTTPServer, refusal: Refusal) -> None:
         """A request the serving layer refused itself: a span and metric points with the status sent.
@@ -180,7 +141,7 @@ class _RequestTelemetry:
         client-chosen attribute names), no route, and no hooks, which are
         for requests the application sees.
         """
-        state = None
+        request = None
         with _guard.START:
             path, query = split_target(refusal.target) if refusal.target.startswith("/") else ("", None)
             request = Request(
@@ -192,11 +153,11 @@ class _RequestTelemetry:
                 refusal.connection or UNKNOWN_CONNECTION,
                 NOT_FOUND,
             )
-            state = self._start(server, request, None, run_hooks=False)
+        state = self.start(server, request, None, run_hooks=False) if request is not None else None
         if state is not None:
-            self._finish(state, NormalizedResponse(refusal.status, [], b""), None)
+            self.finish(state, NormalizedResponse(refusal.status, [], b""), None)
 
-    def _record_unreadable(
+    def record_unreadable(
         self,
         server: InternalHTTPServer,
         method: object,
@@ -204,45 +165,54 @@ class _RequestTelemetry:
         connection: Optional[ConnectionInfo],
         error: Exception,
     ) -> None:
-        state = None
+        """A request the framework could not read: recorded with what can be read of it."""
+        request = None
         with _guard.START:
             text = target if isinstance(target, str) else ""
             path, query = split_target(text) if text else ("", None)
             # The method as it came, whatever it is: the normalizer records a non-token as _OTHER.
             known = connection if connection is not None else UNKNOWN_CONNECTION
             request = Request(cast(str, method), text, path, query, Headers(), known, NOT_FOUND)
-            state = self._start(server, request, None)
+        state = self.start(server, request, None) if request is not None else None
         if state is not None:
-            self._finish(state, None, error)
+            self.finish(state, None, error)
 
     # -- span start ----------------------------------------------------------
 
-    def _start(
+    def start(
         self, server: InternalHTTPServer, request: Request, body: Optional[bytes], run_hooks: bool = True
-    ) -> Optional[_RequestState]:
-        if not is_http_instrumentation_enabled():
+    ) -> Optional[RequestState]:
+        """The request's span started and made current, or None when the request is not recorded.
+
+        A failure is logged (``_guard.START``) and the request goes on unrecorded.
+        """
+        try:  # per request: a try, not a with (see _guard)
+            if not is_http_instrumentation_enabled():
+                return None
+            headers = request.headers.lowered()
+            if self._sdk.maybe_none and self._sdk.nothing_records():
+                return self._carry_context(server, request, headers, body)
+            origin = self._settings.proxies.origin(request.target, headers, request.connection)
+            if self._filtering and self._is_skipped(server, request, body, origin):
+                return None
+            nested = trace.get_current_span() is not INVALID_SPAN
+            # Behind another instrumented layer that already made the server
+            # span, nest under it instead of claiming a second one.
+            if nested:
+                parent, links = None, None
+            elif self._settings.public_endpoint is False:
+                # The default, decided here without _parent_of's calls: this runs on every request.
+                parent, links = extract_from_request(headers), None
+            else:
+                parent, links = self._parent_of(server, request, headers, body)
+            return self._open(server, request, headers, body, origin, nested, parent, links, run_hooks)
+        except Exception:
+            _guard.START.failed()
             return None
-        headers = request.headers.lowered()
-        if self._sdk.maybe_none and self._sdk.nothing_records():
-            return self._carry_context(server, request, headers, body)
-        origin = self._settings.proxies.origin(request.target, headers, request.connection)
-        if self._filtering and self._is_skipped(server, request, body, origin):
-            return None
-        nested = trace.get_current_span() is not INVALID_SPAN
-        # Behind another instrumented layer that already made the server
-        # span, nest under it instead of claiming a second one.
-        if nested:
-            parent, links = None, None
-        elif self._settings.public_endpoint is False:
-            # The default, decided here without _parent_of's calls: this runs on every request.
-            parent, links = extract_from_request(headers), None
-        else:
-            parent, links = self._parent_of(server, request, headers, body)
-        return self._open(server, request, headers, body, origin, nested, parent, links, run_hooks)
 
     def _carry_context(
         self, server: InternalHTTPServer, request: Request, headers: Mapping[str, str], body: Optional[bytes]
-    ) -> Optional[_RequestState]:
+    ) -> Optional[RequestState]:
         """No SDK behind the API: only the caller's trace context needs carrying.
 
         So that the handler's outgoing calls stay in the caller's trace; the
@@ -255,7 +225,7 @@ class _RequestTelemetry:
         token = None  # nested in a current span: nothing to carry
         if trace.get_current_span() is INVALID_SPAN:
             token = context.attach(self._parent_of(server, request, headers, body)[0])
-        return _RequestState(INVALID_SPAN, token, None, None, False)
+        return (INVALID_SPAN, token, None, None, False, None, None, 0.0)
 
     def _open(
         self,
@@ -268,7 +238,7 @@ class _RequestTelemetry:
         parent: Optional[Context],
         links: Optional[list[Link]],
         run_hooks: bool,
-    ) -> _RequestState:
+    ) -> RequestState:
         """The span started, counted active and made current: the request's state."""
         reading = self._reading
         shared = reading.shared_for(server, request, origin)
@@ -290,14 +260,18 @@ class _RequestTelemetry:
             except Exception:
                 _guard.COUNT_ACTIVE.failed()
         token = context.attach(trace.set_span_in_context(span, parent))
+        started = default_timer()
         view = None
         if not self._hookless and run_hooks:
             view = RequestView(request.method, request.target, headers, body, server)
-        state = _RequestState(span, token, shared, view, span.is_recording() and not nested)
+        metric_extras: Optional[dict[str, Any]] = None
+        request_size: Optional[int] = None
         if reading.metric_opt_ins or reading.wants_request_size:
             with _guard.BUILD_ATTRIBUTES:
-                state.metric_extras = reading.metric_extras(request)
-                state.request_size = body_size(body)
+                metric_extras = reading.metric_extras(request)
+                request_size = body_size(body)
+        recording = span.is_recording() and not nested
+        state = (span, token, shared, view, recording, metric_extras, request_size, started)
         if self._request_hook is not None and run_hooks:
             self._run_hook(state, self._request_hook)
         return state
@@ -346,23 +320,29 @@ class _RequestTelemetry:
             decision = bool(public(view))  # type: ignore[operator]  # the callable case
         return decision
 
-    def _run_hook(self, state: _RequestState, hook: Callable[..., None], *response: object) -> None:
+    def run_response_hook(self, state: RequestState, value: object) -> None:
+        """The response hook, before the framework concludes: what it changes in ``value`` the client gets."""
+        if self.response_hook is not None and state[3] is not None:  # state[3]: the view
+            self._run_hook(state, self.response_hook, value)
+
+    def _run_hook(self, state: RequestState, hook: Callable[..., None], *response: object) -> None:
         """A hook, guarded: its exception is logged and recorded on the span, and the request goes on."""
         name = "run response_hook" if response else "run request_hook"
+        span, _token, _shared, view, *_ = state
         try:
-            with _guard.LogAndRecordOnSpan(name, state.span):
-                hook(state.span, state.view, *response)
+            with _guard.LogAndRecordOnSpan(name, span):
+                hook(span, view, *response)
         except BaseException as interrupt:
             # KeyboardInterrupt, SystemExit: let it through, but not with
             # the span open, counted active and its context attached.
-            self._finish(state, None, interrupt)
+            self.finish(state, None, interrupt)
             raise
 
     # -- finish ----------------------------------------------------------------
 
-    def _conclude(
+    def conclude(
         self,
-        state: _RequestState,
+        state: RequestState,
         server: InternalHTTPServer,
         request: Request,
         value: object,
@@ -372,33 +352,36 @@ class _RequestTelemetry:
         try:
             outcome: Outcome = server.conclude(request, value, error)
         except BaseException as failure:  # the framework's own logging failed: the span still ends
-            self._finish(state, None, failure)
+            self.finish(state, None, failure)
             raise
         response = outcome.response
-        if state.shared is not None and request.exchange is not None:
+        if state[2] is not None and request.exchange is not None:  # state[2]: the shared attributes
             try:  # per request: a try, not a with (see _guard)
-                add_response_headers(response, state.span, self._settings.additions.server_timing)
+                propagator = get_global_response_propagator()  # type: ignore[no-untyped-call]  # untyped in contrib
+                server_timing = self._settings.additions.server_timing
+                if propagator is not None or server_timing:  # most often neither: no call
+                    add_response_headers(response, state[0], propagator, server_timing)
             except Exception:
                 _guard.INJECT_RESPONSE_CONTEXT.failed()
-        self._finish(state, response, outcome.error)
+        self.finish(state, response, outcome.error)
 
-    def _finish(
-        self, state: _RequestState, response: Optional[NormalizedResponse], error: Optional[BaseException]
+    def finish(
+        self, state: RequestState, response: Optional[NormalizedResponse], error: Optional[BaseException]
     ) -> None:
-        shared = state.shared
+        """The span ends with what the client got (``response``; None when nothing was sent)."""
+        span, token, shared, _view, server_span_recording, metric_extras, request_size, started = state
         if shared is None:
             # Started by the no-SDK path: only the context to give back.
-            if state.token is not None:
-                context.detach(state.token)
+            if token is not None:
+                context.detach(token)
             return
-        span = state.span
         # A try per step, so that one failing still lets the others record.
         try:
             status = response.status if response is not None else status_sent(None, error)
             error_type: Optional[str] = None
             try:
                 error_type = self._outcomes.on_span(span, status, error)
-                if response is not None and state.server_span_recording and self._reading.reads_response:
+                if response is not None and server_span_recording and self._reading.reads_response:
                     span.set_attributes(self._reading.response_attributes(response))
             except Exception:
                 _guard.RECORD_RESPONSE.failed()
@@ -406,9 +389,9 @@ class _RequestTelemetry:
                 with _guard.EMIT_EXCEPTION:
                     self._outcomes.emit_exception(error)
             try:
-                duration = default_timer() - state.start  # a monotonic clock: never below 0
+                duration = default_timer() - started  # a monotonic clock: never below 0
                 self._instruments.record(
-                    duration, shared, status, error_type, state.metric_extras, state.request_size, response
+                    duration, shared, status, error_type, metric_extras, request_size, response
                 )
             except Exception:
                 _guard.RECORD_DURATION.failed()
@@ -417,7 +400,7 @@ class _RequestTelemetry:
                 span.end()
             except Exception:
                 _guard.END_SPAN.failed()
-            context.detach(state.token)  # type: ignore[arg-type]  # always set when shared is
+            context.detach(token)  # type: ignore[arg-type]  # always set when shared is
             active = self._instruments.active
             if active is not None:
                 try:
