@@ -136,11 +136,11 @@ class RequestReading:
         """
         found = request.match
         method = request.method
-        seen = (method, found.route, found.status, found.location, origin.prefix, origin.scheme)
         version = request.connection.protocol_version
+        seen = (method, found.route, found.status, found.location, origin.prefix, origin.scheme, version)
         # Anything but text is recorded as _OTHER or no version, and may not even be hashable.
         text = type(method) is str and (version is None or type(version) is str)
-        shared = self._shared_seen.get((seen, version)) if text else None
+        shared = self._shared_seen.get(seen) if text else None
         if shared is None:
             shared = self._normalized_shared(server, request, origin)
             # Kept for a known method and HTTP version only: then every server
@@ -148,7 +148,7 @@ class RequestReading:
             known_version = version is None or protocol_version(version) is not None
             usual = text and known_version and self._methods.knows(method)
             if usual and len(self._shared_seen) < _SHARED_CACHE_LIMIT:
-                self._shared_seen[seen, version] = shared
+                self._shared_seen[seen] = shared
         return shared
 
     def _normalized_shared(
@@ -186,7 +186,9 @@ class RequestReading:
         """
         keys = self.keys
         connection = request.connection
-        key = (origin.host, origin.port, connection.server_address, connection.server_port)
+        # Unpacked once: CPython reads a NamedTuple's fields one at a time slowly.
+        client, forwarded, _scheme, host, port, prefix = origin
+        key = (host, port, connection.server_address, connection.server_port)
         addressed = shared.addressed.get(key)
         if addressed is None:
             addressed = self._addressed(shared, key, origin)
@@ -197,9 +199,9 @@ class RequestReading:
         path = request.path
         if path and request.match.params:
             path = redact_path(path, request.match.route or "", self._settings.redacted_path_params)
-        add_url(attributes, keys, origin.prefix + path if path else "", request.query, self._redacted_query)
+        add_url(attributes, keys, prefix + path if path else "", request.query, self._redacted_query)
         client_port = "client.port" in self.span_opt_ins
-        add_client(attributes, keys, origin.client, origin.forwarded, connection, client_port=client_port)
+        add_client(attributes, keys, client, forwarded, connection, client_port=client_port)
         user_agent = headers.get("user-agent")
         if user_agent:
             for name in keys.user_agent:  # user_agent.original, or the old http.user_agent
