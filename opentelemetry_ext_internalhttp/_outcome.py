@@ -21,6 +21,8 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys
 
 EXCEPTION_EVENT = "http.server.request.exception"
+# Distinct statuses whose span attributes are kept made (a handler's status is any int).
+_STATUS_LIMIT = 64
 
 
 def error_type(error: BaseException) -> str:
@@ -48,7 +50,7 @@ def status_sent(status: Optional[int], error: Optional[BaseException]) -> Option
 class OutcomeRecording:
     """Records how requests ended, as one configuration asks."""
 
-    __slots__ = ("_error_statuses", "_exception_logger", "_keys", "_span_events")
+    __slots__ = ("_error_statuses", "_exception_logger", "_keys", "_span_events", "_status_attributes")
 
     def __init__(
         self,
@@ -63,6 +65,8 @@ class OutcomeRecording:
         # Where a handler's exception goes: a span event, a log event, or both.
         self._span_events = span_events
         self._exception_logger = exception_logger
+        # The status attribute(s) of each status sent, made once: the SDK copies them.
+        self._status_attributes: dict[int, dict[str, int]] = {}
 
     def on_span(self, span: Span, status: Optional[int], error: Optional[BaseException]) -> Optional[str]:
         """Status code, ``error.type`` and span status on the span; returns the ``error.type``.
@@ -76,7 +80,7 @@ class OutcomeRecording:
         if not span.is_recording():
             return kind
         if status is not None:
-            span.set_attributes(dict.fromkeys(self._keys.status, status))
+            span.set_attributes(self._status_attributes.get(status) or self._remember_status(status))
         if kind is not None:
             if self._keys.new:
                 # error.type exists only in the stable conventions.
@@ -87,6 +91,12 @@ class OutcomeRecording:
             # error.type and in the exception event already.
             span.set_status(Status(StatusCode.ERROR, str(error) if error is not None else None))
         return kind
+
+    def _remember_status(self, status: int) -> dict[str, int]:
+        attributes = dict.fromkeys(self._keys.status, status)
+        if len(self._status_attributes) < _STATUS_LIMIT:
+            self._status_attributes[status] = attributes
+        return attributes
 
     def emit_exception(self, error: BaseException) -> None:
         """The ``http.server.request.exception`` log event, in the request's span context, when asked for."""
