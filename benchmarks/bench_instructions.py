@@ -16,6 +16,14 @@ most changes to the code. So each scenario is counted once per fixed
 a few instructions) and the median over the seeds is printed, with the
 seeds' spread beside it.
 
+The cyclic garbage collector adds a second kind of noise: its collections
+come after a count of allocations, not at a fixed request, and a full one
+costs millions of instructions. Whether one lands between the two counts
+moved a scenario by a few thousand instructions per request over 1,000
+requests (``--large 1200``, the default until 2026-12-04). Over 5,000
+requests (``--large 5200``) the same collection weighs a fifth as much per
+request.
+
 Printed: each scenario's instructions per request, the overhead over
 ``bare`` as a multiple of ``b_sdk_batch``'s (as ``run_benchmarks.py``
 does), and for each instrumented mode the project's own share: instrumented
@@ -23,11 +31,11 @@ minus its replay, as a multiple of ``b_sdk_batch``'s overhead. The batch
 span processor's timer is set beyond the run (``OTEL_BSP_SCHEDULE_DELAY``),
 so it exports by size only, at the same requests in every run.
 
-    python benchmarks/bench_instructions.py [--small 200] [--large 1200] [--jobs 2]
+    python benchmarks/bench_instructions.py [--small 200] [--large 5200] [--jobs 2]
         [--seeds 0,1,2] [--scenarios a,b]
 
 Needs ``valgrind`` on the PATH (Debian: ``apt-get install valgrind``); each
-scenario takes about 20 s of CPU per seed at the defaults.
+scenario takes about 70 s of CPU per seed at the defaults.
 """
 
 from __future__ import annotations
@@ -112,7 +120,7 @@ def report(counts: dict[str, list[float]]) -> list[str]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--small", type=int, default=200)
-    parser.add_argument("--large", type=int, default=1200)
+    parser.add_argument("--large", type=int, default=5200)
     parser.add_argument("--warmup", type=int, default=300)
     parser.add_argument("--jobs", type=int, default=2, help="counts (a scenario with one seed) run at once")
     parser.add_argument("--scenarios", default=",".join(DEFAULT_SCENARIOS))
