@@ -175,3 +175,21 @@ def test_a_handler_exception_propagates_unchanged_from_handle_request_with_500_r
 
     span = one_server_span(span_exporter)
     assert (span.attributes[HTTP_RESPONSE_STATUS_CODE], span.status.description) == (500, "database is down")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("semconv_mode", ["http/dup"], indirect=True)
+def test_each_span_carries_its_own_status_past_the_statuses_whose_attributes_are_kept_made(
+    shaped_server: Any, span_exporter: InMemorySpanExporter
+) -> None:
+    # 100 to 599: more distinct statuses than the per-status attribute dicts kept (64).
+    statuses = list(range(100, 600, 5))
+    for status in statuses:
+        shaped_server.shape["make"] = lambda status=status: {"status": status}
+        TestClient(shaped_server).get("/shape")
+
+    spans = span_exporter.get_finished_spans()
+    recorded = [
+        (span.attributes[HTTP_RESPONSE_STATUS_CODE], span.attributes[HTTP_STATUS_CODE]) for span in spans
+    ]
+    assert recorded == [(status, status) for status in statuses]
