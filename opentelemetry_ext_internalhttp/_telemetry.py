@@ -131,8 +131,9 @@ class _RequestTelemetry:
     # -- the entries -----------------------------------------------------------
     #
     # The instrumented handle_request (_instrumented) calls start, then
-    # response_hook and conclude (or finish, for an interrupt) around the
-    # framework's dispatch; the serving layer's refusals come to record_refusal.
+    # run_response_hook and conclude (or finish, for an interrupt) around the
+    # framework's dispatch, and record_unreadable for a request the framework
+    # cannot read; the serving layer's refusals come to record_refusal.
 
     def record_refusal(self, server: InternalHTTPServer, refusal: Refusal) -> None:
         """A request the serving layer refused itself: a span and metric points with the status sent.
