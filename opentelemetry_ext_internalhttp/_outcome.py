@@ -21,7 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode
 from opentelemetry_ext_internalhttp._attributes import AttributeKeys
 
 EXCEPTION_EVENT = "http.server.request.exception"
-# Distinct statuses whose span attributes are kept made (a handler's status is any int).
+# Distinct statuses whose span attributes are kept made (the framework sends any of 100-599).
 _STATUS_LIMIT = 64
 
 
