@@ -35,10 +35,13 @@ class SharedAttributes:
     duration_old: dict[str, Any]
     duration_new: dict[str, Any]
     active: dict[str, Any]
-    # The finished duration attributes per (status, error.type): bounded by
-    # the statuses and the application's exception types. Never mutated once
-    # made, so one dict serves every request with that outcome.
-    outcomes: dict[tuple[Optional[int], Optional[str], bool], dict[str, Any]]
+    # The finished duration attributes of each convention, per (status,
+    # error.type) and per status: bounded by the statuses and the
+    # application's exception types. Never mutated once made, so one dict
+    # serves every request with that outcome; a request reads them here
+    # first and asks duration_*_with only on a miss (a call saved).
+    new_outcomes: dict[tuple[Optional[int], Optional[str]], dict[str, Any]]
+    old_outcomes: dict[Optional[int], dict[str, Any]]
     # The span's share with the server the client addressed added, per
     # (host, forwarded port, socket address, socket port): a request copies
     # one dict. Filled by RequestReading; the host is the client's to
@@ -46,30 +49,29 @@ class SharedAttributes:
     addressed: dict[tuple[Optional[str], Optional[int], Optional[str], Optional[int]], dict[str, Any]]
 
     def duration_new_with(self, status: Optional[int], error_type: Optional[str]) -> dict[str, Any]:
-        key = (status, error_type, True)
-        attributes = self.outcomes.get(key)
+        """The stable duration attributes of a request that ended so, made once per outcome."""
+        key = (status, error_type)
+        attributes = self.new_outcomes.get(key)
         if attributes is None:
             attributes = dict(self.duration_new)
             if status is not None:
                 attributes[HTTP_RESPONSE_STATUS_CODE] = status
             if error_type is not None:
                 attributes[ERROR_TYPE] = error_type
-            self._remember(key, attributes)
+            if len(self.new_outcomes) < _OUTCOME_CACHE_LIMIT:
+                self.new_outcomes[key] = attributes
         return attributes
 
     def duration_old_with(self, status: Optional[int]) -> dict[str, Any]:
-        key = (status, None, False)
-        attributes = self.outcomes.get(key)
+        """The old conventions' duration attributes of a request that ended with ``status``."""
+        attributes = self.old_outcomes.get(status)
         if attributes is None:
             attributes = dict(self.duration_old)
             if status is not None:
                 attributes[HTTP_STATUS_CODE] = status
-            self._remember(key, attributes)
+            if len(self.old_outcomes) < _OUTCOME_CACHE_LIMIT:
+                self.old_outcomes[status] = attributes
         return attributes
-
-    def _remember(self, key: tuple[Optional[int], Optional[str], bool], attributes: dict[str, Any]) -> None:
-        if len(self.outcomes) < _OUTCOME_CACHE_LIMIT:
-            self.outcomes[key] = attributes
 
 
 _OUTCOME_CACHE_LIMIT = 64
@@ -105,7 +107,8 @@ def shared_attributes(
         # The active-requests attributes of each convention: no route (not
         # known for every request yet), no status.
         active={**old, **new},
-        outcomes={},
+        new_outcomes={},
+        old_outcomes={},
         addressed={},
     )
 

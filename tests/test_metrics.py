@@ -385,6 +385,27 @@ def test_a_request_whose_span_is_sampled_out_is_still_measured_with_its_status_a
     assert attributes[HTTP_ROUTE] == "/broken"
 
 
+@DUP
+def test_each_of_many_statuses_is_recorded_with_its_own_status_in_both_histograms(
+    instrumentor: Any, providers: dict[str, Any], metric_reader: InMemoryMetricReader
+) -> None:
+    # More statuses than the per-outcome attribute cache keeps (64): each
+    # request's points carry its own status, cached or not.
+    instrumentor.instrument(**providers)
+    server = internalhttp.server.InternalHTTPServer("shop")
+    server.add_route("/status/<code>", lambda headers, body, code: {"status": int(code)})
+    statuses = range(200, 300)
+
+    for status in statuses:
+        server.handle_request("GET", f"/status/{status}", {}, b"")
+
+    new_points = metric_points(metric_reader, NEW_DURATION)
+    old_points = metric_points(metric_reader, OLD_DURATION)
+    new = {point.attributes[HTTP_RESPONSE_STATUS_CODE]: point.count for point in new_points}
+    old = {point.attributes[HTTP_STATUS_CODE]: point.count for point in old_points}
+    assert new == old == dict.fromkeys(statuses, 1)
+
+
 # -- active requests ----------------------------------------------------------
 
 
