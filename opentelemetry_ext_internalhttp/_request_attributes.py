@@ -121,11 +121,12 @@ class RequestReading:
         Patterns are shared with every instrumentation in the process
         (``OTEL_PYTHON_EXCLUDED_URLS``) and written either way there.
         """
-        path = origin.prefix + request.path
+        _client, _forwarded, scheme, host, _port, prefix = origin
+        path = prefix + request.path
         if excluded.url_disabled(path):
             return True
-        host = origin.host or request.connection.server_address
-        return bool(host) and excluded.url_disabled(f"{origin.scheme}://{host}{path}")
+        host = host or request.connection.server_address
+        return bool(host) and excluded.url_disabled(f"{scheme}://{host}{path}")
 
     def shared_for(self, server: InternalHTTPServer, request: Request, origin: Origin) -> SharedAttributes:
         """The attributes every request with this method, route, scheme and version shares.
@@ -137,7 +138,8 @@ class RequestReading:
         found = request.match
         method = request.method
         version = request.connection.protocol_version
-        seen = (method, found.route, found.status, found.location, origin.prefix, origin.scheme, version)
+        _client, _forwarded, scheme, _host, _port, prefix = origin
+        seen = (method, found.route, found.status, found.location, prefix, scheme, version)
         # Anything but text is recorded as _OTHER or no version, and may not even be hashable.
         text = type(method) is str and (version is None or type(version) is str)
         shared = self._shared_seen.get(seen) if text else None
@@ -156,14 +158,15 @@ class RequestReading:
     ) -> SharedAttributes:
         method = self._methods.normalize(request.method, getattr(server, "methods", NO_METHODS))
         found = request.match
-        route = origin.prefix + found.route if found.route is not None and found.status != 404 else None
+        _client, _forwarded, scheme, _host, _port, prefix = origin
+        route = prefix + found.route if found.route is not None and found.status != 404 else None
         version = protocol_version(request.connection.protocol_version)
         # The handler's location: two servers may route one template to two handlers.
         location = found.location if self.code_opt_ins else None
-        key = (method, route, origin.scheme, version, location)
+        key = (method, route, scheme, version, location)
         shared = self._shared.get(key)
         if shared is None:
-            shared = shared_attributes(self.keys, method, route, origin.scheme, version)
+            shared = shared_attributes(self.keys, method, route, scheme, version)
             if location is not None:
                 # Worked out when the route was registered; each request copies them with the rest.
                 shared.span.update(code_attributes(location, self.code_opt_ins))
@@ -186,7 +189,6 @@ class RequestReading:
         """
         keys = self.keys
         connection = request.connection
-        # Unpacked once: CPython reads a NamedTuple's fields one at a time slowly.
         client, forwarded, _scheme, host, port, prefix = origin
         key = (host, port, connection.server_address, connection.server_port)
         addressed = shared.addressed.get(key)
@@ -227,7 +229,8 @@ class RequestReading:
         if server[0] is None:
             # No host named: the socket's own address stands in.
             server = (key[2], key[3])
-        add_server(addressed, self.keys, origin.host, server)
+        _client, _forwarded, _scheme, host, _port, _prefix = origin
+        add_server(addressed, self.keys, host, server)
         if len(shared.addressed) < _ADDRESSED_LIMIT:
             shared.addressed[key] = addressed
         return addressed

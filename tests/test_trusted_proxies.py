@@ -378,17 +378,19 @@ def test_a_chain_of_thousands_of_trusted_hops_is_walked_to_its_leftmost_address(
     rules = ProxyRules(TrustedProxies.parse(["*"]), "x-forwarded")
     chain = ", ".join(f"10.{i // 256 % 256}.{i % 256}.7" for i in range(5000))
 
-    origin = rules.origin("/", {"x-forwarded-for": chain}, ConnectionInfo(client_address="10.0.0.1"))
+    client, *_rest = rules.origin("/", {"x-forwarded-for": chain}, ConnectionInfo(client_address="10.0.0.1"))
 
-    assert origin.client == "10.0.0.7"
+    assert client == "10.0.0.7"
 
 
 def test_an_unterminated_quote_in_forwarded_names_no_client() -> None:
     rules = ProxyRules(TrustedProxies.parse(["*"]), "forwarded")
 
-    origin = rules.origin("/", {"forwarded": 'for="' * 2000}, ConnectionInfo(client_address="10.0.0.1"))
+    client, forwarded, *_rest = rules.origin(
+        "/", {"forwarded": 'for="' * 2000}, ConnectionInfo(client_address="10.0.0.1")
+    )
 
-    assert (origin.client, origin.forwarded) == (None, True)
+    assert (client, forwarded) == (None, True)
 
 
 @STABLE_MODES
