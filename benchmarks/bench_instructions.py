@@ -24,12 +24,23 @@ requests (``--large 1200``, the default until 2026-12-04). Over 5,000
 requests (``--large 5200``) the same collection weighs a fifth as much per
 request.
 
+A third came from the batch span processor's own thread. Exporting every
+512 spans, it woke while the requests ran, and how many instructions the
+two threads spent handing the GIL over depended on the machine's timing:
+one scenario, seed and commit counted 1.9k instructions per request apart
+from one run to the next. The processor's timer is set beyond the run and
+its queue and batch above the spans a run makes (``OTEL_BSP_*``), so it
+never exports during a count; that cost is the SDK's, on another thread,
+and the same for a scenario and its replay. ``random``, which the SDK
+draws span ids and exemplars from, is seeded after the warm-up, and every
+module is compiled before the first count (a count that wrote the
+bytecode cache would pay for compiling). Two counts of one scenario and
+seed, side by side, then differed by 8 and 51 instructions per request.
+
 Printed: each scenario's instructions per request, the overhead over
 ``bare`` as a multiple of ``b_sdk_batch``'s (as ``run_benchmarks.py``
 does), and for each instrumented mode the project's own share: instrumented
-minus its replay, as a multiple of ``b_sdk_batch``'s overhead. The batch
-span processor's timer is set beyond the run (``OTEL_BSP_SCHEDULE_DELAY``),
-so it exports by size only, at the same requests in every run.
+minus its replay, as a multiple of ``b_sdk_batch``'s overhead.
 
     python benchmarks/bench_instructions.py [--small 200] [--large 5200] [--jobs 2]
         [--seeds 0,1,2] [--scenarios a,b]
@@ -67,15 +78,23 @@ import bench_dispatch
 call = bench_dispatch.SCENARIOS[{scenario!r}]()
 for _ in range({warmup}):
     call()
+import random
+random.seed({seed})
 for _ in range({requests}):
     call()
 """
+# Beyond any run's spans: the batch span processor never exports during a count.
+_NO_EXPORT = {
+    "OTEL_BSP_SCHEDULE_DELAY": "3600000",
+    "OTEL_BSP_MAX_QUEUE_SIZE": "1000000",
+    "OTEL_BSP_MAX_EXPORT_BATCH_SIZE": "1000000",
+}
 
 
 def instructions(scenario: str, requests: int, warmup: int, seed: int) -> int:
     """The instructions of a process that makes ``scenario`` and sends it ``warmup + requests`` requests."""
-    code = _CHILD.format(here=str(HERE), scenario=scenario, warmup=warmup, requests=requests)
-    environment = dict(os.environ, OTEL_BSP_SCHEDULE_DELAY="3600000", PYTHONHASHSEED=str(seed))
+    code = _CHILD.format(here=str(HERE), scenario=scenario, warmup=warmup, requests=requests, seed=seed)
+    environment = dict(os.environ, **_NO_EXPORT, PYTHONHASHSEED=str(seed))
     result = subprocess.run(
         ["valgrind", "--tool=callgrind", "--callgrind-out-file=/dev/null", sys.executable, "-c", code],
         capture_output=True,
@@ -88,6 +107,15 @@ def instructions(scenario: str, requests: int, warmup: int, seed: int) -> int:
     if result.returncode != 0 or found is None:
         raise RuntimeError(f"{scenario}: valgrind exited {result.returncode}:\n{result.stderr[-2000:]}")
     return int(found.group(1))
+
+
+def compile_modules(scenarios: list[str]) -> None:
+    """Every module the scenarios import, compiled and cached, outside any count (a process each)."""
+    for scenario in scenarios:
+        code = f"import sys; sys.path.insert(0, {str(HERE)!r}); import bench_dispatch\n"
+        code += f"bench_dispatch.SCENARIOS[{scenario!r}]()\n"
+        environment = dict(os.environ, **_NO_EXPORT)
+        subprocess.run([sys.executable, "-c", code], env=environment, timeout=600, check=True)
 
 
 def per_request(scenario: str, small: int, large: int, warmup: int, seed: int) -> float:
@@ -132,6 +160,7 @@ def main() -> int:
     scenarios = [name for name in options.scenarios.split(",") if name]
     seeds = [int(seed) for seed in options.seeds.split(",") if seed]
     runs = [(name, seed) for name in scenarios for seed in seeds]
+    compile_modules(scenarios)
     with ThreadPoolExecutor(options.jobs) as pool:
         results = pool.map(
             lambda run: per_request(run[0], options.small, options.large, options.warmup, run[1]), runs
